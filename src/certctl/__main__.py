@@ -1,0 +1,3 @@
+from certctl.cli.main import app
+
+app()

@@ -1,0 +1,1 @@
+"""Server side of the agents: registry, groups and (later) the pull protocol."""

@@ -1,0 +1,1 @@
+"""The HTTP kit every feature's `api.py` shares: errors, middleware, pagination, dependencies."""

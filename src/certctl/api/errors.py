@@ -1,0 +1,96 @@
+"""One table from error class to HTTP status, and one JSON error shape for every response."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from certctl.errors import (
+    CertctlError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    Unauthorized,
+    ValidationFailed,
+)
+
+log = logging.getLogger("certctl.api")
+
+STATUS_FOR: dict[type[CertctlError], int] = {
+    ValidationFailed: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PreconditionFailed: 412,
+}
+
+
+def error_body(status: int, message: str, request_id: str, error: str | None = None) -> dict[str, str]:
+    return {"error": error or HTTPStatus(status).phrase, "message": message, "request_id": request_id}
+
+
+def error_response(
+    status: int,
+    message: str,
+    request_id: str,
+    *,
+    error: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(status, message, request_id, error), status_code=status, headers=headers)
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", ""))
+
+
+def status_for(exc: CertctlError) -> int:
+    return next((STATUS_FOR[c] for c in type(exc).__mro__ if c in STATUS_FOR), 500)
+
+
+def describe_validation(errors: Any) -> str:
+    """Turn pydantic's error list into one sentence a person can act on."""
+    parts = []
+    for error in errors:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        kind = error.get("type", "")
+        if kind == "extra_forbidden":
+            parts.append(f"unknown field {location!r}")
+        elif kind == "missing":
+            parts.append(f"{location} is required")
+        elif kind == "json_invalid":
+            parts.append(f"malformed JSON: {error.get('ctx', {}).get('error', 'invalid JSON')}")
+        else:
+            message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+            parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CertctlError)
+    async def _certctl_error(request: Request, exc: CertctlError) -> JSONResponse:
+        status = status_for(exc)
+        if status >= 500:
+            log.error("request.error", extra={"request_id": request_id_of(request), "error": repr(exc)})
+        return error_response(status, str(exc), request_id_of(request))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, describe_validation(exc.errors()), request_id_of(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route for {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}"
+        return error_response(exc.status_code, message, request_id_of(request), headers=dict(exc.headers or {}))

@@ -1,0 +1,69 @@
+"""Wire shapes shared by every endpoint: the error body and the list envelope."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from certctl.db.store import Page
+from certctl.errors import ValidationFailed
+
+T = TypeVar("T")
+
+
+class ErrorOut(BaseModel):
+    """certctl's one error shape (core.md §4.3), also used by middleware errors."""
+
+    error: str
+    message: str
+    request_id: str
+
+
+class PageOut(BaseModel, Generic[T]):
+    data: list[T]
+    total: int
+    page: int
+    per_page: int
+
+
+class StrictIn(BaseModel):
+    """Request bodies: unknown fields are refused with a 400 naming them."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (400, "Bad request: malformed JSON, unknown or wrong-typed fields, invalid values"),
+        (401, "Missing or invalid API key"),
+        (403, "The API key's role does not allow this"),
+        (413, "Request body larger than CERTCTL_MAX_BODY_SIZE"),
+        (429, "Rate limit exceeded; see Retry-After"),
+    )
+}
+NOT_FOUND = {404: {"model": ErrorOut, "description": "No such resource"}}
+CONFLICT = {409: {"model": ErrorOut, "description": "Duplicate name or resource still in use"}}
+
+
+def changes_of(body: BaseModel, nullable: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The fields a PUT/PATCH body actually sets; an explicit null is refused unless the field allows it."""
+    changes = body.model_dump(exclude_unset=True)
+    for field, value in changes.items():
+        if value is None and field not in nullable:
+            raise ValidationFailed(f"{field} may not be null")
+    return changes
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def page_out(page: Page[Any], schema: type[S]) -> PageOut[S]:
+    """The list envelope `{data, total, page, per_page}` for one page of rows."""
+    return PageOut[S](
+        data=[schema.model_validate(row) for row in page.items],
+        total=page.total,
+        page=page.page,
+        per_page=page.per_page,
+    )

@@ -1,0 +1,85 @@
+"""create_app(): routers, the middleware chain and error handlers, around one AppContext."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from certctl import __version__
+from certctl.api.errors import install_error_handlers
+from certctl.api.middleware import (
+    AuditMiddleware,
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    CORSMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+)
+from certctl.api.ratelimit import RateLimiter
+from certctl.api.schemas import ERROR_RESPONSES
+from certctl.context import AppContext
+from certctl.security.roles import ANONYMOUS_ACTOR
+
+
+def _routers() -> list[APIRouter]:
+    from certctl.audit.api import router as audit
+    from certctl.issuers.api import router as issuers
+    from certctl.org.api import owners, teams
+    from certctl.policies.api import router as renewal_policies
+    from certctl.profiles.api import router as profiles
+    from certctl.targets.api import router as targets
+
+    return [teams, owners, renewal_policies, profiles, issuers, targets, audit]
+
+
+def create_app(context: AppContext) -> FastAPI:
+    """Build the ASGI app. The context is already prepared (migrated, seeded): no I/O happens here."""
+    from certctl.system.api import router as system
+
+    app = FastAPI(
+        title="certctl",
+        version=__version__,
+        description="Certificate lifecycle control plane (REST API compatible with certctl's /api/v1).",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    app.include_router(system)
+    for router in _routers():
+        app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
+
+    settings = context.settings
+    # Added innermost first: the request meets them in the reverse order (see api/middleware.py).
+    app.add_middleware(AuditMiddleware, write=context.audit.record_api_call)
+    if settings.rate_limit_enabled:
+        per_user_rps = settings.rate_limit_per_user_rps or settings.rate_limit_rps
+        per_user_burst = settings.rate_limit_per_user_burst or settings.rate_limit_burst
+        app.add_middleware(
+            RateLimitMiddleware,
+            per_key=RateLimiter(per_user_rps, per_user_burst, context.clock.monotonic),
+            per_ip=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst, context.clock.monotonic),
+        )
+    app.add_middleware(
+        AuthMiddleware,
+        authenticate=context.api_keys.authenticate,
+        anonymous=ANONYMOUS_ACTOR if context.auth_disabled else None,
+    )
+    app.add_middleware(CORSMiddleware, origins=settings.cors_origins)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_size)
+    app.add_middleware(RequestContextMiddleware)
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+            schema["security"] = [{"bearer": []}, {"apiKey": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

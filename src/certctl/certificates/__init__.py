@@ -1,0 +1,1 @@
+"""Managed certificates, their issued versions and their deployment-target mappings."""

@@ -1,0 +1,1 @@
+"""The `certctl` command: server, database and key administration (and, later, the REST client)."""

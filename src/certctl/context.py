@@ -1,0 +1,40 @@
+"""Everything a request or loop needs, built once per process from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from certctl.apikeys.service import ApiKeyService
+from certctl.audit.service import AuditService
+from certctl.clock import Clock, SystemClock
+from certctl.config import AuthType, Settings
+from certctl.db.engine import Database
+from certctl.security.apikeys import legacy_keys, parse_named_keys
+from certctl.security.encryption import ConfigCipher, load_or_create_passphrase
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    cipher: ConfigCipher
+    clock: Clock = field(default_factory=SystemClock)
+    api_keys: ApiKeyService = field(init=False)
+    audit: AuditService = field(init=False)
+
+    def __post_init__(self) -> None:
+        named = parse_named_keys(self.settings.api_keys_named.get_secret_value())
+        env_keys = named or legacy_keys(self.settings.auth_secret.get_secret_value())
+        self.api_keys = ApiKeyService(self.db, self.clock, env_keys)
+        self.audit = AuditService(self.db, self.clock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> AppContext:
+        secret = settings.config_encryption_key
+        passphrase, _ = load_or_create_passphrase(secret.get_secret_value() if secret else None, settings.data_dir)
+        db = Database.from_url(settings.sqlalchemy_url, max_conns=settings.database_max_conns)
+        return cls(settings=settings, db=db, cipher=ConfigCipher(passphrase), clock=clock or SystemClock())
+
+    @property
+    def auth_disabled(self) -> bool:
+        return self.settings.auth_type is AuthType.NONE

@@ -1,0 +1,1 @@
+"""Engine, sessions, column types, the shared store base and the Alembic migrations."""

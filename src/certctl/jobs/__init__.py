@@ -1,0 +1,1 @@
+"""The job queue: issuance, renewal, deployment and revocation work, claimed with a lease."""

@@ -1,0 +1,1 @@
+"""Teams and the owners who belong to them (notification recipients of their certificates)."""

@@ -1,0 +1,1 @@
+"""Certificate profiles: allowed keys, lifetimes, EKUs and SAN rules enforced at issuance."""

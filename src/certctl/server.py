@@ -1,0 +1,81 @@
+"""`certctl server`: prepare, then serve HTTPS only (TLS 1.2+, 1.3 preferred) with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from certctl.app import create_app
+from certctl.bootstrap import ensure_bootstrap_admin_key, prepare
+from certctl.config import Settings
+from certctl.logs import configure_logging
+from certctl.security.tls import ensure_bootstrap_certificate, fingerprint_sha256, server_ssl_context
+
+log = logging.getLogger("certctl.server")
+
+
+def run(settings: Settings, *, announce: bool = True) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.auth_disabled_warning:
+        log.warning("auth.disabled", extra={"detail": settings.auth_disabled_warning})
+    if settings.tls_pair_configured:
+        if settings.server_tls_cert_path is None or settings.server_tls_key_path is None:
+            from certctl.errors import ConfigurationError
+
+            raise ConfigurationError(
+                "set both CERTCTL_SERVER_TLS_CERT_PATH and CERTCTL_SERVER_TLS_KEY_PATH, or neither"
+            )
+        cert_path, key_path, created = settings.server_tls_cert_path, settings.server_tls_key_path, False
+    else:
+        cert_path, key_path, created = ensure_bootstrap_certificate(settings.data_dir, [settings.server_host])
+    ssl_context = server_ssl_context(cert_path, key_path)  # refuses to start on an unusable pair
+
+    context = prepare(settings)
+    admin_key = ensure_bootstrap_admin_key(context)
+    app = create_app(context)
+
+    host = settings.server_host
+    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1") else host  # noqa: S104
+    if announce:
+        lines = [
+            f"certctl is listening on https://{shown_host}:{settings.server_port}",
+            f"  database: {_describe_db(settings.sqlalchemy_url)}",
+            f"  TLS certificate: {cert_path}{' (self-signed, created now)' if created else ''}",
+            f"  SHA-256 fingerprint: {fingerprint_sha256(cert_path)}",
+        ]
+        if admin_key:
+            lines.append(f"  admin API key: {admin_key}")
+            lines.append(f"    (kept in {settings.data_dir / 'bootstrap-admin-key'}; delete that file once saved)")
+        lines.append(
+            f"  try: curl -k -H 'Authorization: Bearer <key>' https://{shown_host}:{settings.server_port}"
+            "/api/v1/auth/check"
+        )
+        print("\n".join(lines), flush=True)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=settings.server_port,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=60,
+        server_header=False,
+        proxy_headers=False,
+        ssl_certfile=str(cert_path),
+        ssl_keyfile=str(key_path),
+    )
+    config.load()
+    config.ssl = ssl_context  # uvicorn's own context cannot set a TLS floor; ours does
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        context.db.dispose()
+
+
+def _describe_db(url: str) -> str:
+    if url.startswith("sqlite"):
+        return f"SQLite {url.removeprefix('sqlite:///')}"
+    from sqlalchemy.engine import make_url
+
+    return f"PostgreSQL {make_url(url).render_as_string(hide_password=True)}"

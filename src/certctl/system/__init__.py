@@ -1,0 +1,1 @@
+"""Health, readiness, version and auth probes."""

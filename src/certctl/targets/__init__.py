@@ -1,0 +1,1 @@
+"""Deployment targets: where an agent installs certificates (config encrypted at rest)."""
