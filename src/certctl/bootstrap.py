@@ -77,7 +77,7 @@ def _first_encrypted_blob(db: Database) -> tuple[str, bytes] | None:
             row = session.execute(
                 select(model.id, model.encrypted_config).where(model.encrypted_config.is_not(None)).limit(1)
             ).first()
-            if row is not None:
+            if row is not None and row[1] is not None:
                 return f"{kind} {row[0]}", bytes(row[1])
     return None
 

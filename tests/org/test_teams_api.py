@@ -32,8 +32,9 @@ def test_duplicate_team_name_is_a_conflict(client: TestClient) -> None:
 
 def test_team_with_owners_cannot_be_deleted(client: TestClient) -> None:
     team = client.post("/api/v1/teams", json={"id": "t-web", "name": "web"}).json()
-    client.post("/api/v1/owners", json={"id": "o-alice", "name": "Alice", "email": "alice@example.com",
-                                        "team_id": team["id"]})
+    client.post(
+        "/api/v1/owners", json={"id": "o-alice", "name": "Alice", "email": "alice@example.com", "team_id": team["id"]}
+    )
     refused = client.delete("/api/v1/teams/t-web")
     assert refused.status_code == 409
     assert "owners" in refused.json()["message"]
@@ -45,7 +46,7 @@ def test_list_is_paged_with_true_total(client: TestClient) -> None:
         client.post("/api/v1/teams", json={"name": f"team-{i}"})
     page = client.get("/api/v1/teams", params={"page": 2, "per_page": 3}).json()
     assert page["total"] == 7
-    assert page["page"] == 2 and page["per_page"] == 3
+    assert (page["page"], page["per_page"]) == (2, 3)
     assert [t["name"] for t in page["data"]] == ["team-3", "team-4", "team-5"]
 
 

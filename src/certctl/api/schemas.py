@@ -33,7 +33,9 @@ class StrictIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+Responses = dict[int | str, dict[str, Any]]
+
+ERROR_RESPONSES: Responses = {
     status: {"model": ErrorOut, "description": description}
     for status, description in (
         (400, "Bad request: malformed JSON, unknown or wrong-typed fields, invalid values"),
@@ -43,8 +45,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         (429, "Rate limit exceeded; see Retry-After"),
     )
 }
-NOT_FOUND = {404: {"model": ErrorOut, "description": "No such resource"}}
-CONFLICT = {409: {"model": ErrorOut, "description": "Duplicate name or resource still in use"}}
+NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "No such resource"}}
+CONFLICT: Responses = {409: {"model": ErrorOut, "description": "Duplicate name or resource still in use"}}
 
 
 def changes_of(body: BaseModel, nullable: frozenset[str] = frozenset()) -> dict[str, Any]:

@@ -71,7 +71,7 @@ _PII_KEYS = frozenset(
 def redact(details: dict[str, Any]) -> dict[str, Any]:
     """A redacted copy; the dotted paths of what was redacted are listed under `redacted_keys`."""
     redacted_paths: list[str] = []
-    clean = _walk(details, "", redacted_paths)
+    clean: dict[str, Any] = _walk(details, "", redacted_paths)
     if redacted_paths:
         clean["redacted_keys"] = sorted(redacted_paths)
     return clean

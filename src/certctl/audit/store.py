@@ -28,7 +28,7 @@ class AuditStore(Store[AuditEvent]):
     model = AuditEvent
     kind = "audit event"
 
-    def filtered(self, flt: AuditFilter) -> Select[tuple[AuditEvent]]:
+    def filtered(self, flt: AuditFilter) -> Select[AuditEvent]:
         stmt = select(AuditEvent)
         for column, value in (
             (AuditEvent.actor, flt.actor),
@@ -46,7 +46,7 @@ class AuditStore(Store[AuditEvent]):
         return stmt.order_by(AuditEvent.timestamp.desc(), AuditEvent.id.desc())
 
     def after_cursor(
-        self, stmt: Select[tuple[AuditEvent]], position: tuple[datetime, str] | None, limit: int
+        self, stmt: Select[AuditEvent], position: tuple[datetime, str] | None, limit: int
     ) -> Sequence[AuditEvent]:
         """Rows strictly older than `position` in (timestamp, id) order; keyset, so deep pages stay fast."""
         if position is not None:

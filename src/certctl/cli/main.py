@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -12,6 +12,9 @@ from certctl import __version__
 from certctl.config import Settings, load_settings
 from certctl.errors import CertctlError, ConfigurationError
 from certctl.security.roles import Role
+
+if TYPE_CHECKING:
+    from certctl.context import AppContext
 
 app = typer.Typer(
     help="certctl: TLS certificate lifecycle platform.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -29,7 +32,7 @@ def _settings() -> Settings:
         _fail(str(exc))
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"certctl: {message}", err=True)
     raise typer.Exit(code)
 
@@ -83,7 +86,7 @@ def db_current() -> None:
     typer.echo(f"current: {migrate.current_revision(engine) or 'base'}\nhead: {migrate.head_revision(engine)}")
 
 
-def _context():  # type: ignore[no-untyped-def]
+def _context() -> AppContext:
     from certctl.bootstrap import prepare
 
     try:

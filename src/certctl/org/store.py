@@ -11,7 +11,7 @@ class TeamStore(Store[Team]):
     model = Team
     kind = "team"
 
-    def listing(self) -> Select[tuple[Team]]:
+    def listing(self) -> Select[Team]:
         return select(Team).order_by(Team.name, Team.id)
 
     def name_taken(self, name: str, except_id: str | None = None) -> bool:
@@ -30,7 +30,7 @@ class OwnerStore(Store[Owner]):
     model = Owner
     kind = "owner"
 
-    def listing(self, team_id: str | None = None) -> Select[tuple[Owner]]:
+    def listing(self, team_id: str | None = None) -> Select[Owner]:
         stmt = select(Owner).order_by(Owner.name, Owner.id)
         return stmt.where(Owner.team_id == team_id) if team_id else stmt
 
