@@ -23,13 +23,14 @@ from certctl.security.roles import ANONYMOUS_ACTOR
 
 def _routers() -> list[APIRouter]:
     from certctl.audit.api import router as audit
+    from certctl.certificates.api import router as certificates
     from certctl.issuers.api import router as issuers
     from certctl.org.api import owners, teams
     from certctl.policies.api import router as renewal_policies
     from certctl.profiles.api import router as profiles
     from certctl.targets.api import router as targets
 
-    return [teams, owners, renewal_policies, profiles, issuers, targets, audit]
+    return [certificates, teams, owners, renewal_policies, profiles, issuers, targets, audit]
 
 
 def create_app(context: AppContext) -> FastAPI:

@@ -76,7 +76,7 @@ class Store(Generic[M]):
             # Services check the rules first; this is the race where two requests collide.
             raise Conflict(f"{self.kind} conflicts with existing data: {exc.orig}") from exc
 
-    def paginate(self, stmt: Select[M], request: PageRequest) -> Page[M]:
+    def paginate(self, stmt: Select[T], request: PageRequest) -> Page[T]:
         total = self.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
         items = self.session.scalars(stmt.offset(request.offset).limit(request.per_page)).all()
         return Page(items=items, total=total, page=request.page, per_page=request.per_page)

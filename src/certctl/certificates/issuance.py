@@ -1,0 +1,98 @@
+"""Starting issuance and renewal: the job a certificate waits on, per key-generation mode and profile."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from certctl.audit.service import AuditRecorder
+from certctl.certificates.models import CertificateStatus, ManagedCertificate
+from certctl.certificates.store import CertificateStore
+from certctl.clock import Clock
+from certctl.errors import Conflict, ValidationFailed
+from certctl.ids import new_id
+from certctl.jobs.models import Job, JobStatus, JobType
+from certctl.policies.models import RenewalPolicy
+from certctl.profiles.models import CertificateProfile
+from certctl.security.roles import Actor
+from certctl.targets.models import DeploymentTarget
+
+
+class KeygenMode(StrEnum):
+    AGENT = "agent"  # the agent makes the key and sends a CSR (default)
+    SERVER = "server"  # the server makes the key and keeps it encrypted
+
+
+NOT_RENEWABLE = frozenset({CertificateStatus.ARCHIVED, CertificateStatus.REVOKED})
+
+
+def start_issuance(
+    session: Session,
+    cert: ManagedCertificate,
+    *,
+    actor: Actor,
+    clock: Clock,
+    keygen_mode: KeygenMode,
+    force: bool = False,
+    trigger: str = "manual",
+) -> Job:
+    """Create the Issuance (never issued) or Renewal job and move the certificate along (core.md §3.1)."""
+    if cert.status in NOT_RENEWABLE:
+        raise ValidationFailed(f"certificate {cert.id} is {cert.status.value} and cannot be renewed")
+    store = CertificateStore(session)
+    now = clock.now()
+    open_jobs = store.open_issuance_jobs(cert.id)
+    if open_jobs:
+        if not force:
+            raise Conflict(
+                f"certificate {cert.id} already has an open {open_jobs[0].type.value} job "
+                f"{open_jobs[0].id}; use force to replace it"
+            )
+        for job in open_jobs:
+            job.status, job.completed_at = JobStatus.CANCELLED, now
+            job.last_error = "superseded by a forced renewal"
+        store.flush()  # the partial unique index allows one open job: cancel before inserting
+    policy = session.get(RenewalPolicy, cert.renewal_policy_id)
+    profile = session.get(CertificateProfile, cert.certificate_profile_id) if cert.certificate_profile_id else None
+    never_issued = store.latest_version(cert.id) is None
+    if profile is not None and profile.requires_approval:
+        status = JobStatus.AWAITING_APPROVAL
+    elif keygen_mode is KeygenMode.AGENT:
+        status = JobStatus.AWAITING_CSR
+    else:
+        status = JobStatus.PENDING
+    job = Job(
+        id=new_id("job"),
+        type=JobType.ISSUANCE if never_issued else JobType.RENEWAL,
+        certificate_id=cert.id,
+        agent_id=_owning_agent(session, cert.id) if keygen_mode is KeygenMode.AGENT else None,
+        status=status,
+        attempts=0,
+        max_attempts=(policy.max_retries + 1) if policy is not None else 3,
+        scheduled_at=now,
+        created_at=now,
+    )
+    session.add(job)
+    if status is not JobStatus.AWAITING_APPROVAL:
+        cert.status = CertificateStatus.RENEWAL_IN_PROGRESS
+    cert.updated_at = now
+    store.flush()
+    AuditRecorder(session, clock).record(
+        actor,
+        "renewal_job_created",
+        "certificate",
+        cert.id,
+        {"job_id": job.id, "job_type": job.type.value, "job_status": status.value, "renewal_trigger": trigger},
+    )
+    return job
+
+
+def _owning_agent(session: Session, certificate_id: str) -> str | None:
+    """In agent key-generation mode every mapped target belongs to one agent; that agent makes the key."""
+    store = CertificateStore(session)
+    target_ids = store.target_ids([certificate_id])[certificate_id]
+    if not target_ids:
+        return None
+    target = session.get(DeploymentTarget, target_ids[0])
+    return target.agent_id if target is not None else None

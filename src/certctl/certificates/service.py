@@ -1,0 +1,337 @@
+"""Managed certificates: inventory rules, target mappings, the lifecycle's manual entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from certctl.audit.service import AuditRecorder
+from certctl.certificates import listing
+from certctl.certificates.imports import parse_certificate_pem
+from certctl.certificates.issuance import KeygenMode, start_issuance
+from certctl.certificates.listing import CertificateFilter, Position, Sort
+from certctl.certificates.models import CertificateStatus, CertificateVersion, ManagedCertificate
+from certctl.certificates.names import check_common_name, check_san
+from certctl.certificates.store import CertificateStore
+from certctl.clock import Clock
+from certctl.db.engine import Database
+from certctl.db.store import Page, PageRequest
+from certctl.errors import AlreadyExists, Conflict, ValidationFailed
+from certctl.ids import new_id
+from certctl.issuers.models import Issuer
+from certctl.jobs.models import Job, JobStatus
+from certctl.org.models import Owner, Team
+from certctl.policies.models import RenewalPolicy
+from certctl.profiles.models import CertificateProfile
+from certctl.security.roles import Actor
+from certctl.targets.models import DeploymentTarget
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateSpec:
+    name: str
+    common_name: str
+    owner_id: str
+    team_id: str
+    issuer_id: str
+    renewal_policy_id: str
+    sans: Sequence[str] = ()
+    environment: str = ""
+    certificate_profile_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    target_ids: Sequence[str] = ()
+    status: CertificateStatus | None = None
+    certificate_pem: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateView:
+    """A certificate with its mapped target IDs (the `target_ids` projection)."""
+
+    certificate: ManagedCertificate
+    target_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CursorPage:
+    items: list[CertificateView]
+    total: int
+    next_cursor: str | None
+
+
+class CertificateService:
+    def __init__(self, db: Database, clock: Clock, keygen_mode: KeygenMode = KeygenMode.AGENT) -> None:
+        self._db, self._clock, self._keygen_mode = db, clock, keygen_mode
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get(self, cert_id: str) -> CertificateView:
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            cert = store.get(cert_id)
+            return CertificateView(cert, store.target_ids([cert.id])[cert.id])
+
+    def list_page(self, flt: CertificateFilter, sort: Sort, request: PageRequest) -> Page[CertificateView]:
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            page = store.paginate(listing.ordered(listing.filtered(flt), sort), request)
+            return Page(items=_views(store, page.items), total=page.total, page=page.page, per_page=page.per_page)
+
+    def list_after(self, flt: CertificateFilter, sort: Sort, cursor: str | None, size: int) -> CursorPage:
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            base = listing.filtered(flt)
+            total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+            stmt = listing.ordered(base, sort)
+            if cursor:
+                stmt = listing.after(stmt, sort, Position.decode(cursor, sort))
+            rows = session.scalars(stmt.limit(size + 1)).all()
+            more = len(rows) > size
+            rows = rows[:size]
+            next_cursor = Position.of(rows[-1], sort).encode(sort) if more and rows else None
+            return CursorPage(items=_views(store, rows), total=total, next_cursor=next_cursor)
+
+    def versions(self, cert_id: str, request: PageRequest) -> Page[CertificateVersion]:
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            store.get(cert_id)
+            return store.paginate(store.versions(cert_id), request)
+
+    # -- writes --------------------------------------------------------------------------------
+    def create(self, spec: CertificateSpec, actor: Actor) -> CertificateView:
+        now = self._clock.now()
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            cert_id = spec.id or new_id("mc")
+            if store.find(cert_id) is not None:
+                raise Conflict(f"certificate {cert_id} already exists")
+            if store.name_taken(spec.name):
+                raise AlreadyExists("certificate", "name", spec.name)
+            _check_references(
+                session,
+                owner_id=spec.owner_id,
+                team_id=spec.team_id,
+                issuer_id=spec.issuer_id,
+                renewal_policy_id=spec.renewal_policy_id,
+                profile_id=spec.certificate_profile_id,
+            )
+            targets = _check_targets(session, spec.target_ids, self._keygen_mode)
+            cert = store.add(
+                ManagedCertificate(
+                    id=cert_id,
+                    name=spec.name,
+                    common_name=check_common_name(spec.common_name),
+                    sans=[check_san(s) for s in dict.fromkeys(spec.sans)],
+                    environment=spec.environment,
+                    owner_id=spec.owner_id,
+                    team_id=spec.team_id,
+                    issuer_id=spec.issuer_id,
+                    renewal_policy_id=spec.renewal_policy_id,
+                    certificate_profile_id=spec.certificate_profile_id,
+                    status=spec.status or CertificateStatus.PENDING,
+                    tags=dict(spec.tags),
+                    source="API",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            store.replace_targets(cert.id, targets, now)
+            audit = AuditRecorder(session, self._clock)
+            audit.record(
+                actor,
+                "certificate_created",
+                "certificate",
+                cert.id,
+                {"common_name": cert.common_name, "issuer_id": cert.issuer_id, "target_ids": targets},
+            )
+            if spec.certificate_pem is not None:
+                self._import(session, cert, spec.certificate_pem)
+            elif spec.status in (None, CertificateStatus.PENDING):
+                start_issuance(
+                    session, cert, actor=actor, clock=self._clock, keygen_mode=self._keygen_mode, trigger="created"
+                )
+            return CertificateView(cert, store.target_ids([cert.id])[cert.id])
+
+    def update(self, cert_id: str, changes: Mapping[str, Any], actor: Actor) -> CertificateView:
+        now = self._clock.now()
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            cert = store.get(cert_id)
+            changes = dict(changes)
+            status = changes.pop("status", None)
+            if status is not None and status != cert.status:
+                raise ValidationFailed("status is managed by the certificate lifecycle; use /renew, /revoke or DELETE")
+            if "name" in changes and store.name_taken(changes["name"], except_id=cert_id):
+                raise AlreadyExists("certificate", "name", changes["name"])
+            if "common_name" in changes:
+                check_common_name(changes["common_name"])
+            if "sans" in changes:
+                changes["sans"] = [check_san(s) for s in dict.fromkeys(changes["sans"])]
+            _check_references(
+                session,
+                owner_id=changes.get("owner_id"),
+                team_id=changes.get("team_id"),
+                issuer_id=changes.get("issuer_id"),
+                renewal_policy_id=changes.get("renewal_policy_id"),
+                profile_id=changes.get("certificate_profile_id"),
+            )
+            target_ids = changes.pop("target_ids", None)
+            for name, value in changes.items():
+                setattr(cert, name, value)
+            cert.updated_at = now
+            if target_ids is not None:
+                store.replace_targets(cert.id, _check_targets(session, target_ids, self._keygen_mode), now)
+            store.flush()
+            AuditRecorder(session, self._clock).record(
+                actor,
+                "certificate_updated",
+                "certificate",
+                cert.id,
+                {"fields": sorted([*changes, *(["target_ids"] if target_ids is not None else [])])},
+            )
+            return CertificateView(cert, store.target_ids([cert.id])[cert.id])
+
+    def archive(self, cert_id: str, actor: Actor) -> None:
+        """Soft delete: status Archived (final); open jobs are cancelled."""
+        now = self._clock.now()
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            cert = store.get(cert_id)
+            if cert.status is CertificateStatus.ARCHIVED:
+                return
+            for job in store.open_jobs(cert.id):
+                job.status, job.completed_at, job.last_error = JobStatus.CANCELLED, now, "certificate archived"
+            cert.status, cert.updated_at = CertificateStatus.ARCHIVED, now
+            store.flush()
+            AuditRecorder(session, self._clock).record(actor, "certificate_archived", "certificate", cert.id)
+
+    def renew(self, cert_id: str, actor: Actor, *, force: bool = False) -> Job:
+        with self._db.begin() as session:
+            cert = CertificateStore(session).get(cert_id)
+            job = start_issuance(
+                session,
+                cert,
+                actor=actor,
+                clock=self._clock,
+                keygen_mode=self._keygen_mode,
+                force=force,
+                trigger="manual",
+            )
+            AuditRecorder(session, self._clock).record(
+                actor, "renewal_triggered", "certificate", cert.id, {"job_id": job.id, "force": force}
+            )
+            return job
+
+    def replace_targets(self, cert_id: str, target_ids: Sequence[str], actor: Actor) -> list[str]:
+        return self.update(cert_id, {"target_ids": list(target_ids)}, actor).target_ids
+
+    def add_target(self, cert_id: str, target_id: str, actor: Actor) -> bool:
+        """Map one target; returns False when it was already mapped."""
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            store.get(cert_id)
+            current = store.target_ids([cert_id])[cert_id]
+            if target_id in current:
+                return False
+            wanted = _check_targets(session, [*current, target_id], self._keygen_mode)
+            store.replace_targets(cert_id, wanted, self._clock.now())
+            AuditRecorder(session, self._clock).record(
+                actor, "certificate_target_mapped", "certificate", cert_id, {"target_id": target_id}
+            )
+            return True
+
+    def remove_target(self, cert_id: str, target_id: str, actor: Actor) -> None:
+        now = self._clock.now()
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            store.get(cert_id)
+            current = store.target_ids([cert_id])[cert_id]
+            if target_id not in current:
+                raise ValidationFailed(f"target {target_id} is not mapped to certificate {cert_id}")
+            store.replace_targets(cert_id, [t for t in current if t != target_id], now)
+            for job in store.open_jobs(cert_id):
+                if job.target_id == target_id:
+                    job.status, job.completed_at, job.last_error = JobStatus.CANCELLED, now, "target unmapped"
+            store.flush()
+            AuditRecorder(session, self._clock).record(
+                actor, "certificate_target_unmapped", "certificate", cert_id, {"target_id": target_id}
+            )
+
+    def mapped_targets(self, cert_id: str) -> list[DeploymentTarget]:
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            store.get(cert_id)
+            ids = store.target_ids([cert_id])[cert_id]
+            return [t for t in (session.get(DeploymentTarget, i) for i in ids) if t is not None]
+
+    def _import(self, session: Session, cert: ManagedCertificate, pem: str) -> None:
+        parsed = parse_certificate_pem(pem)
+        store = CertificateStore(session)
+        if store.fingerprint_known(parsed.fingerprint_sha256):
+            raise Conflict(f"a certificate with SHA-256 fingerprint {parsed.fingerprint_sha256} is already stored")
+        session.add(
+            CertificateVersion(
+                id=new_id("certver"),
+                certificate_id=cert.id,
+                serial_number=parsed.serial_number,
+                not_before=parsed.not_before,
+                not_after=parsed.not_after,
+                fingerprint_sha256=parsed.fingerprint_sha256,
+                pem_chain=parsed.pem_chain,
+                key_algorithm=parsed.key_algorithm,
+                key_size=parsed.key_size,
+                created_at=self._clock.now(),
+            )
+        )
+        cert.expires_at = parsed.not_after
+        if cert.status is CertificateStatus.PENDING:
+            cert.status = CertificateStatus.ACTIVE
+        store.flush()
+
+
+def _views(store: CertificateStore, rows: Sequence[ManagedCertificate]) -> list[CertificateView]:
+    mapping = store.target_ids(row.id for row in rows)
+    return [CertificateView(row, mapping[row.id]) for row in rows]
+
+
+def _check_references(
+    session: Session,
+    *,
+    owner_id: str | None,
+    team_id: str | None,
+    issuer_id: str | None,
+    renewal_policy_id: str | None,
+    profile_id: str | None,
+) -> None:
+    for model, field_name, value in (
+        (Owner, "owner_id", owner_id),
+        (Team, "team_id", team_id),
+        (Issuer, "issuer_id", issuer_id),
+        (RenewalPolicy, "renewal_policy_id", renewal_policy_id),
+        (CertificateProfile, "certificate_profile_id", profile_id),
+    ):
+        if value is not None and session.get(model, value) is None:
+            raise ValidationFailed(f"{field_name} {value!r} does not exist")
+
+
+def _check_targets(session: Session, target_ids: Sequence[str], mode: KeygenMode) -> list[str]:
+    wanted = list(dict.fromkeys(target_ids))
+    agents: set[str] = set()
+    for target_id in wanted:
+        target = session.get(DeploymentTarget, target_id)
+        if target is None:
+            raise ValidationFailed(f"target {target_id!r} does not exist")
+        if target.retired_at is not None:
+            raise ValidationFailed(f"target {target_id!r} is retired")
+        agents.add(target.agent_id)
+    if mode is KeygenMode.AGENT and len(agents) > 1:
+        raise ValidationFailed(
+            "targets belong to different agents; in agent key-generation mode the private key exists only on "
+            "one agent, so a certificate cannot be shared across agents (use one certificate per agent, or "
+            "CERTCTL_KEYGEN_MODE=server)"
+        )
+    return wanted
