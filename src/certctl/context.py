@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from certctl.apikeys.service import ApiKeyService
 from certctl.audit.service import AuditService
+from certctl.certificates.export import SlidingWindowLimiter
 from certctl.clock import Clock, SystemClock
 from certctl.config import AuthType, Settings
 from certctl.db.engine import Database
@@ -21,12 +22,15 @@ class AppContext:
     clock: Clock = field(default_factory=SystemClock)
     api_keys: ApiKeyService = field(init=False)
     audit: AuditService = field(init=False)
+    export_limiter: SlidingWindowLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         named = parse_named_keys(self.settings.api_keys_named.get_secret_value())
         env_keys = named or legacy_keys(self.settings.auth_secret.get_secret_value())
         self.api_keys = ApiKeyService(self.db, self.clock, env_keys)
         self.audit = AuditService(self.db, self.clock)
+        per_hour = getattr(self.settings, "cert_export_rate_limit_per_actor_hr", 50)
+        self.export_limiter = SlidingWindowLimiter(per_hour, self.clock.monotonic)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> AppContext:

@@ -106,6 +106,12 @@ def test_target_mapping_rules(api: Any) -> None:
     assert client.put(url, json={"target_ids": ["missing"]}).status_code == 400
     assert client.delete(f"{url}/tgt-a").status_code == 204
     assert client.get(f"/api/v1/certificates/{cert['id']}").json()["target_ids"] == ["tgt-b"]
+    deployments = client.get(f"/api/v1/certificates/{cert['id']}/deployments").json()
+    assert (deployments["total"], deployments["data"][0]["id"], deployments["data"][0]["agent_id"]) == (
+        1,
+        "tgt-b",
+        "ag-1",
+    )
     assert client.put(f"/api/v1/certificates/{cert['id']}", json={"target_ids": []}).json()["target_ids"] == []
 
 

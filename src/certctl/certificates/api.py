@@ -4,20 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from certctl.api.deps import Context, CurrentActor, Paging
+from certctl.api.errors import error_response, request_id_of
 from certctl.api.params import parse_time_filter
 from certctl.api.schemas import CONFLICT, NOT_FOUND, PageOut, changes_of, page_out
+from certctl.certificates.bulk import BulkService
 from certctl.certificates.issuance import KeygenMode
 from certctl.certificates.listing import CertificateFilter, Sort
 from certctl.certificates.models import CertificateStatus
 from certctl.certificates.schemas import (
     CERTIFICATE_FIELDS,
+    BulkError,
+    BulkReassignIn,
+    BulkReassignOut,
+    BulkRenewIn,
+    BulkRenewOut,
     CertificateIn,
     CertificateListOut,
     CertificateOut,
     CertificateUpdate,
+    EnqueuedJob,
+    ExportPemOut,
+    MappedTargetsOut,
+    Pkcs12In,
     RenewIn,
     RenewOut,
     TargetIdIn,
@@ -25,14 +36,20 @@ from certctl.certificates.schemas import (
     VersionOut,
 )
 from certctl.certificates.service import CertificateService, CertificateSpec, CertificateView
+from certctl.context import AppContext
 from certctl.db.store import MAX_PER_PAGE
 from certctl.errors import ValidationFailed
+from certctl.targets.schemas import TargetOut
 
 router = APIRouter(prefix="/certificates", tags=["certificates"])
 
 
+def _keygen_mode(ctx: AppContext) -> KeygenMode:
+    return KeygenMode(getattr(ctx.settings, "keygen_mode", "agent"))
+
+
 def certificate_service(ctx: Context) -> CertificateService:
-    return CertificateService(ctx.db, ctx.clock, KeygenMode(getattr(ctx.settings, "keygen_mode", "agent")))
+    return CertificateService(ctx.db, ctx.clock, _keygen_mode(ctx))
 
 
 Certificates = Annotated[CertificateService, Depends(certificate_service)]
@@ -157,6 +174,88 @@ def renew_certificate(
 ) -> RenewOut:
     job = service.renew(cert_id, actor, force=force or (body.force if body else False))
     return RenewOut(status="renewal_triggered", job_id=job.id)
+
+
+@router.get("/{cert_id}/export/pem", response_model=ExportPemOut, responses=NOT_FOUND)
+def export_pem(
+    service: Certificates, actor: CurrentActor, cert_id: str, download: Annotated[bool, Query()] = False
+) -> ExportPemOut | Response:
+    exported = service.export_pem(cert_id, actor)
+    if download:
+        return Response(
+            exported.full_pem,
+            media_type="application/x-pem-file",
+            headers={"Content-Disposition": f'attachment; filename="{cert_id}.pem"'},
+        )
+    return ExportPemOut(cert_pem=exported.cert_pem, chain_pem=exported.chain_pem, full_pem=exported.full_pem)
+
+
+@router.post(
+    "/{cert_id}/export/pkcs12",
+    response_class=Response,
+    responses=NOT_FOUND | {200: {"content": {"application/x-pkcs12": {}}, "description": "PKCS#12 trust store"}},
+)
+def export_pkcs12(
+    request: Request, ctx: Context, service: Certificates, actor: CurrentActor, cert_id: str, body: Pkcs12In
+) -> Response:
+    wait = ctx.export_limiter.acquire(actor.name)  # keyed on the authenticated actor, never a client header
+    if wait:
+        return error_response(
+            429,
+            "certificate export rate limit exceeded for this API key",
+            request_id_of(request),
+            error="Rate limit exceeded",
+            headers={"Retry-After": str(wait)},
+        )
+    bundle = service.export_pkcs12(cert_id, body.password, actor)
+    return Response(
+        bundle,
+        media_type="application/x-pkcs12",
+        headers={"Content-Disposition": f'attachment; filename="{cert_id}.p12"'},
+    )
+
+
+@router.post("/bulk-renew", response_model=BulkRenewOut)
+def bulk_renew(ctx: Context, actor: CurrentActor, body: BulkRenewIn) -> BulkRenewOut:
+    criteria = body.filter or body
+    flt = CertificateFilter(
+        profile_id=criteria.profile_id,
+        owner_id=criteria.owner_id,
+        agent_id=criteria.agent_id,
+        issuer_id=criteria.issuer_id,
+        team_id=criteria.team_id,
+        ids=tuple(criteria.certificate_ids or ()),
+    )
+    outcome = BulkService(ctx.db, ctx.clock, _keygen_mode(ctx)).renew(flt, actor)
+    return BulkRenewOut(
+        total_matched=outcome.total_matched,
+        total_enqueued=outcome.total_done,
+        total_skipped=outcome.total_skipped,
+        total_failed=outcome.total_failed,
+        enqueued_jobs=[EnqueuedJob(certificate_id=c, job_id=j) for c, j in outcome.enqueued],
+        errors=[BulkError(certificate_id=c, error=e) for c, e in outcome.errors],
+    )
+
+
+@router.post("/bulk-reassign", response_model=BulkReassignOut)
+def bulk_reassign(ctx: Context, actor: CurrentActor, body: BulkReassignIn) -> BulkReassignOut:
+    outcome = BulkService(ctx.db, ctx.clock, _keygen_mode(ctx)).reassign(
+        body.certificate_ids, body.owner_id, body.team_id, actor
+    )
+    return BulkReassignOut(
+        total_matched=outcome.total_matched,
+        total_reassigned=outcome.total_done,
+        total_skipped=outcome.total_skipped,
+        total_failed=outcome.total_failed,
+        errors=[BulkError(certificate_id=c, error=e) for c, e in outcome.errors],
+    )
+
+
+@router.get("/{cert_id}/deployments", response_model=MappedTargetsOut, responses=NOT_FOUND)
+@router.get("/{cert_id}/targets", response_model=MappedTargetsOut, responses=NOT_FOUND)
+def mapped_targets(service: Certificates, cert_id: str) -> MappedTargetsOut:
+    targets = [TargetOut.model_validate(t) for t in service.mapped_targets(cert_id)]
+    return MappedTargetsOut(data=targets, total=len(targets))
 
 
 @router.put("/{cert_id}/targets", response_model=TargetIdsIn, responses=NOT_FOUND)

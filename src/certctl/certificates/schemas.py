@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from certctl.api.schemas import StrictIn
 from certctl.certificates.models import CertificateStatus
 from certctl.ids import CLIENT_ID_PATTERN
+from certctl.targets.schemas import TargetOut
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 CommonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
@@ -127,6 +128,13 @@ class TargetIdsIn(StrictIn):
 
 class TargetIdIn(StrictIn):
     target_id: RefId
+
+
+class MappedTargetsOut(BaseModel):
+    """`{data, total}`: the deployment targets mapped to a certificate (the original's shape)."""
+
+    data: list[TargetOut]
+    total: int
 
 
 class ExportPemOut(BaseModel):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from certctl.audit.service import AuditRecorder
 from certctl.certificates import listing
+from certctl.certificates.export import PemExport, pkcs12_bundle, split_pem
 from certctl.certificates.imports import parse_certificate_pem
 from certctl.certificates.issuance import KeygenMode, start_issuance
 from certctl.certificates.listing import CertificateFilter, Position, Sort
@@ -20,7 +21,7 @@ from certctl.certificates.store import CertificateStore
 from certctl.clock import Clock
 from certctl.db.engine import Database
 from certctl.db.store import Page, PageRequest
-from certctl.errors import AlreadyExists, Conflict, ValidationFailed
+from certctl.errors import AlreadyExists, Conflict, NotFound, ValidationFailed
 from certctl.ids import new_id
 from certctl.issuers.models import Issuer
 from certctl.jobs.models import Job, JobStatus
@@ -260,6 +261,24 @@ class CertificateService:
             AuditRecorder(session, self._clock).record(
                 actor, "certificate_target_unmapped", "certificate", cert_id, {"target_id": target_id}
             )
+
+    def export_pem(self, cert_id: str, actor: Actor) -> PemExport:
+        return split_pem(self._latest_chain(cert_id, actor, "export_pem"))
+
+    def export_pkcs12(self, cert_id: str, password: str, actor: Actor) -> bytes:
+        return pkcs12_bundle(self._latest_chain(cert_id, actor, "export_pkcs12"), cert_id, password)
+
+    def _latest_chain(self, cert_id: str, actor: Actor, action: str) -> str:
+        with self._db.begin() as session:
+            store = CertificateStore(session)
+            store.get(cert_id)
+            version = store.latest_version(cert_id)
+            if version is None:
+                raise NotFound("issued version of certificate", cert_id)
+            AuditRecorder(session, self._clock).record(
+                actor, action, "certificate", cert_id, {"version_id": version.id, "serial": version.serial_number}
+            )
+            return version.pem_chain
 
     def mapped_targets(self, cert_id: str) -> list[DeploymentTarget]:
         with self._db.begin() as session:
