@@ -33,14 +33,18 @@ def prepare(settings: Settings, clock: Clock | None = None, *, run_migrations: b
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database.from_url(settings.sqlalchemy_url, max_conns=settings.database_max_conns)
     try:
-        db.ping()
-    except OperationalError as exc:
-        raise ConfigurationError(f"cannot connect to the database: {str(exc.orig).strip()}") from exc
-    if run_migrations:
-        migrate.upgrade(db.engine)
-    cipher = _cipher(settings, db)
-    context = AppContext(settings=settings, db=db, cipher=cipher, clock=clock)
-    seed_baseline(context)
+        try:
+            db.ping()
+        except OperationalError as exc:
+            raise ConfigurationError(f"cannot connect to the database: {str(exc.orig).strip()}") from exc
+        if run_migrations:
+            migrate.upgrade(db.engine)
+        cipher = _cipher(settings, db)
+        context = AppContext(settings=settings, db=db, cipher=cipher, clock=clock)
+        seed_baseline(context)
+    except BaseException:
+        db.dispose()  # a refused start-up leaves no pooled connections behind
+        raise
     return context
 
 

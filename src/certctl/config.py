@@ -157,7 +157,8 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigurationError(describe_validation_error(exc)) from exc
+        # Not chained: pydantic's own text repeats every input value, secrets included, in tracebacks.
+        raise ConfigurationError(describe_validation_error(exc)) from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 
-_UNIT_SECONDS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
+# Exact unit sizes in microseconds (timedelta's resolution); Decimal keeps `1000000h0.000001s` exact.
+_UNIT_MICROS = {
+    "ns": Decimal("0.001"),
+    "us": Decimal(1),
+    "µs": Decimal(1),
+    "μs": Decimal(1),
+    "ms": Decimal(1_000),
+    "s": Decimal(1_000_000),
+    "m": Decimal(60_000_000),
+    "h": Decimal(3_600_000_000),
 }
-_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")  # Go also reads `1.h`
 DURATION_FORM = "a Go-style duration such as 30s, 2m, 1h or 1h30m"
 
 
@@ -24,23 +26,38 @@ def parse_go_duration(text: str) -> timedelta:
     value = text.strip()
     if value in ("0", "+0"):
         return timedelta(0)
-    pos, total = 0, 0.0
+    pos, total = 0, Decimal(0)
     while pos < len(value):
         match = _PART.match(value, pos)
         if match is None:
             raise ValueError(f"{text!r} is not {DURATION_FORM}")
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        total += Decimal(match.group(1)) * _UNIT_MICROS[match.group(2)]
         pos = match.end()
     if pos == 0:
         raise ValueError(f"{text!r} is not {DURATION_FORM}")
-    return timedelta(seconds=total)
+    try:
+        return timedelta(microseconds=int(total.to_integral_value(rounding=ROUND_HALF_EVEN)))
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration (at most 999999999 days)") from None
 
 
 def format_go_duration(value: timedelta) -> str:
-    """The shortest Go-style spelling of a whole number of seconds (`1h30m`, `45s`)."""
-    seconds = int(value.total_seconds())
-    if seconds == 0:
+    """A short Go-style spelling (`1h30m`, `45s`, `250ms`, `1m0.5s`, `-5s`) that parse_go_duration reads back."""
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    if micros == 0:
         return "0s"
+    sign = "-" if micros < 0 else ""
+    seconds, fraction = divmod(abs(micros), 1_000_000)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
+    parts = [f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m")) if n]
+    if fraction == 0:
+        if secs:
+            parts.append(f"{secs}s")
+    elif seconds == 0 and fraction < 1000:
+        parts.append(f"{fraction}us")
+    elif seconds == 0:
+        parts.append(f"{fraction // 1000}.{fraction % 1000:03d}".rstrip("0").rstrip(".") + "ms")
+    else:
+        parts.append(f"{secs}.{fraction:06d}".rstrip("0") + "s")
+    return sign + "".join(parts)

@@ -92,6 +92,6 @@ def _walk(value: Any, path: str, found: list[str]) -> Any:
             else:
                 out[key] = _walk(item, child, found)
         return out
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):  # a tuple is stored as a JSON array too: walk it the same way
         return [_walk(item, f"{path}[{i}]", found) for i, item in enumerate(value)]
     return value
