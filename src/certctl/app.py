@@ -25,12 +25,13 @@ def _routers() -> list[APIRouter]:
     from certctl.audit.api import router as audit
     from certctl.certificates.api import router as certificates
     from certctl.issuers.api import router as issuers
+    from certctl.jobs.api import router as jobs
     from certctl.org.api import owners, teams
     from certctl.policies.api import router as renewal_policies
     from certctl.profiles.api import router as profiles
     from certctl.targets.api import router as targets
 
-    return [certificates, teams, owners, renewal_policies, profiles, issuers, targets, audit]
+    return [certificates, jobs, teams, owners, renewal_policies, profiles, issuers, targets, audit]
 
 
 def create_app(context: AppContext) -> FastAPI:

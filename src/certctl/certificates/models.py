@@ -26,6 +26,10 @@ class ManagedCertificate(Base):
     __table_args__ = (
         Index("ix_managed_certificates_created_at_id", "created_at", "id"),
         Index("ix_managed_certificates_expires_at_id", "expires_at", "id"),
+        Index("ix_managed_certificates_common_name_id", "common_name", "id"),
+        Index("ix_managed_certificates_updated_at_id", "updated_at", "id"),
+        Index("ix_managed_certificates_status_id", "status", "id"),
+        Index("ix_managed_certificates_environment_id", "environment", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

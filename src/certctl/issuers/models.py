@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import LargeBinary, String
+from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from certctl.db.base import Base
@@ -91,3 +91,15 @@ class Issuer(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IssuerCAMaterial(Base):
+    """A local CA's own certificate and private key (encrypted, v3 blob), kept across restarts and shared
+    by every replica; written once, first writer wins."""
+
+    __tablename__ = "issuer_ca_material"
+
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id", ondelete="CASCADE"), primary_key=True)
+    cert_pem: Mapped[str] = mapped_column(Text)
+    encrypted_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,264 @@
+"""Server-side issuance: claimed Issuance/Renewal jobs are signed by the issuer's connector.
+
+In server key-generation mode the key is made here and stored encrypted with the version; it is never
+returned by any list or get endpoint (core.md §6.7). Agent-mode jobs wait in AwaitingCSR and are not
+claimed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from certctl.audit.service import AuditRecorder
+from certctl.certificates.models import CertificateStatus, CertificateVersion, ManagedCertificate
+from certctl.clock import Clock
+from certctl.db.engine import Database
+from certctl.errors import CertctlError
+from certctl.ids import new_id
+from certctl.issuers.connectors import ConnectorRegistry
+from certctl.jobs.models import Job, JobType
+from certctl.jobs.queue import holds_lease, record_success
+from certctl.jobs.service import JobQueue
+from certctl.jobs.store import JobStore
+from certctl.pki.connector import IssueRequest
+from certctl.pki.errors import IssuerError, PermanentIssuerError
+from certctl.pki.keygen import generate_key_and_csr
+from certctl.pki.keys import KeyAlgorithm
+from certctl.pki.profile_check import ProfileRules
+from certctl.profiles.models import CertificateProfile
+from certctl.scheduler.deadline import Deadline
+from certctl.security.encryption import ConfigCipher
+from certctl.security.roles import SYSTEM_ACTOR
+
+log = logging.getLogger("certctl.issuance")
+ISSUANCE_TYPES = frozenset({JobType.ISSUANCE, JobType.RENEWAL})
+# Preference order when a profile allows several key types: the first the profile accepts wins.
+_KEY_PREFERENCE = (
+    KeyAlgorithm.ECDSA_P256,
+    KeyAlgorithm.ECDSA_P384,
+    KeyAlgorithm.RSA_2048,
+    KeyAlgorithm.RSA_3072,
+    KeyAlgorithm.RSA_4096,
+)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class ProcessSummary:
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    job_id: str
+    attempt: int
+    common_name: str
+    sans: tuple[str, ...]
+    issuer_id: str
+    rules: ProfileRules | None
+    renews_order_id: str | None
+
+
+class IssuanceProcessor:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        cipher: ConfigCipher,
+        connectors: ConnectorRegistry,
+        queue: JobQueue,
+        *,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(minutes=2),
+        batch: int = 25,
+    ) -> None:
+        self._db, self._clock, self._cipher = db, clock, cipher
+        self._connectors, self._queue = connectors, queue
+        self.worker_id = worker_id or default_worker_id()
+        self._lease, self._batch = lease, batch
+
+    def run(self, now: datetime, deadline: Deadline | None = None) -> ProcessSummary:
+        """Claim and process due server jobs in batches until none are left or the deadline passes."""
+        summary = ProcessSummary()
+        while deadline is None or not deadline.expired:
+            jobs = self._queue.claim(self.worker_id, self._clock.now(), self._lease, self._batch, types=ISSUANCE_TYPES)
+            if not jobs:
+                break
+            summary.claimed += len(jobs)
+            for job in jobs:
+                if self.process(job.id, job.attempts):
+                    summary.completed += 1
+                else:
+                    summary.failed += 1
+        return summary
+
+    def process(self, job_id: str, attempt: int) -> bool:
+        """One claimed attempt; True when the job completed. Failures are recorded on the job."""
+        try:
+            work = self._load(job_id, attempt)
+            if work is None:
+                return False
+            connector = self._connectors.get(work.issuer_id)
+            generated = generate_key_and_csr(work.common_name, work.sans, _key_algorithm(work.rules))
+            issued = connector.issue(
+                IssueRequest(
+                    common_name=work.common_name,
+                    sans=work.sans,
+                    csr_pem=generated.csr_pem,
+                    max_ttl_seconds=work.rules.max_ttl_seconds if work.rules else 0,
+                    must_staple=work.rules.must_staple if work.rules else False,
+                    profile=work.rules,
+                    renews_order_id=work.renews_order_id,
+                )
+            )
+            encrypted_key = self._cipher.encrypt(generated.key.private_key_pem())
+        except PermanentIssuerError as exc:
+            self._fail(job_id, attempt, str(exc), permanent=True)
+            return False
+        except (IssuerError, CertctlError, ValueError) as exc:
+            self._fail(job_id, attempt, str(exc), permanent=False)
+            return False
+        with self._db.begin() as session:
+            found = JobStore(session).lock(job_id)
+            if found is None or not holds_lease(found[0], self.worker_id, attempt):
+                log.warning("issuance.lease_lost", extra={"job_id": job_id, "worker": self.worker_id})
+                return False
+            job = found[0]
+            cert = session.get(ManagedCertificate, job.certificate_id)
+            if cert is None:
+                return False
+            now = self._clock.now()
+            version = CertificateVersion(
+                id=new_id("certver"),
+                certificate_id=cert.id,
+                serial_number=issued.serial,
+                not_before=issued.not_before,
+                not_after=issued.not_after,
+                fingerprint_sha256=issued.fingerprint_sha256,
+                pem_chain=issued.cert_pem + issued.chain_pem,
+                csr_pem=generated.csr_pem,
+                key_algorithm=issued.key_algorithm.value,
+                key_size=issued.key_size,
+                encrypted_private_key=encrypted_key,
+                created_at=now,
+            )
+            session.add(version)
+            record_success(job, now)
+            if cert.status not in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
+                cert.status = CertificateStatus.ACTIVE
+            cert.expires_at, cert.last_renewal_at, cert.updated_at = issued.not_after, now, now
+            AuditRecorder(session, self._clock).record(
+                SYSTEM_ACTOR,
+                "renewal_job_completed",
+                "certificate",
+                cert.id,
+                {
+                    "job_id": job.id,
+                    "version_id": version.id,
+                    "serial": issued.serial,
+                    "not_after": issued.not_after.isoformat(),
+                },
+            )
+        return True
+
+    def _load(self, job_id: str, attempt: int) -> _Work | None:
+        with self._db.begin() as session:
+            found = JobStore(session).lock(job_id)
+            if found is None or not holds_lease(found[0], self.worker_id, attempt):
+                return None
+            job = found[0]
+            cert = session.get(ManagedCertificate, job.certificate_id)
+            if cert is None or cert.status in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
+                raise PermanentIssuerError(f"certificate {job.certificate_id} can no longer be issued")
+            return _Work(
+                job_id=job.id,
+                attempt=attempt,
+                common_name=cert.common_name,
+                sans=tuple(cert.sans),
+                issuer_id=cert.issuer_id,
+                rules=_rules(session, cert),
+                renews_order_id=None,
+            )
+
+    def _fail(self, job_id: str, attempt: int, error: str, *, permanent: bool) -> None:
+        log.warning("issuance.failed", extra={"job_id": job_id, "error": error, "permanent": permanent})
+        now = self._clock.now()
+        if permanent:
+            with self._db.begin() as session:
+                found = JobStore(session).lock(job_id)
+                if found is not None and holds_lease(found[0], self.worker_id, attempt):
+                    # No retry can fix a bad request: spend the remaining attempts.
+                    found[0].max_attempts = found[0].attempts
+        self._queue.fail(job_id, self.worker_id, error, now, attempt=attempt)
+
+
+def _rules(session: Session, cert: ManagedCertificate) -> ProfileRules | None:
+    if not cert.certificate_profile_id:
+        return None
+    profile = session.get(CertificateProfile, cert.certificate_profile_id)
+    if profile is None:
+        return None
+    return ProfileRules.from_mapping(
+        profile.name,
+        {
+            "allowed_key_algorithms": profile.allowed_key_algorithms,
+            "max_ttl_seconds": profile.max_ttl_seconds,
+            "allowed_ekus": profile.allowed_ekus,
+            "required_san_patterns": profile.required_san_patterns,
+            "spiffe_uri_pattern": profile.spiffe_uri_pattern,
+            "allow_short_lived": profile.allow_short_lived,
+            "must_staple": profile.must_staple,
+        },
+    )
+
+
+def _key_algorithm(rules: ProfileRules | None) -> KeyAlgorithm:
+    if rules is None:
+        return KeyAlgorithm.ECDSA_P256
+    for algorithm in _KEY_PREFERENCE:
+        if any(
+            rule.algorithm is algorithm.family and algorithm.size_bits >= rule.min_size
+            for rule in rules.allowed_key_algorithms
+        ):
+            return algorithm
+    return KeyAlgorithm.ECDSA_P256
+
+
+def mark_certificate_failed(session: Session, job: Job, now: datetime) -> None:
+    """Terminal failure of an Issuance/Renewal job: the certificate goes to Failed with the reason."""
+    if job.type not in ISSUANCE_TYPES:
+        return
+    cert = session.get(ManagedCertificate, job.certificate_id)
+    if cert is None or cert.status in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
+        return
+    cert.status, cert.updated_at = CertificateStatus.FAILED, now
+    AuditRecorder(session, _FixedClock(now)).record(
+        SYSTEM_ACTOR,
+        "renewal_job_failed",
+        "certificate",
+        cert.id,
+        {"job_id": job.id, "attempts": job.attempts, "error": job.last_error or ""},
+    )
+
+
+class _FixedClock:
+    def __init__(self, at: datetime) -> None:
+        self._at = at
+
+    def now(self) -> datetime:
+        return self._at
+
+    def monotonic(self) -> float:
+        return 0.0

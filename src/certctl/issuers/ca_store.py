@@ -1,0 +1,42 @@
+"""Persistence of local CA material in the database, its private key encrypted at rest."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from certctl.clock import Clock
+from certctl.db.engine import Database
+from certctl.issuers.models import IssuerCAMaterial
+from certctl.pki.keys import CAMaterial
+from certctl.security.encryption import ConfigCipher
+
+
+class DatabaseCAStore:
+    """`CAMaterialStore` over `issuer_ca_material`. `save` never replaces an existing CA."""
+
+    def __init__(self, db: Database, cipher: ConfigCipher, clock: Clock) -> None:
+        self._db, self._cipher, self._clock = db, cipher, clock
+
+    def load(self, issuer_id: str) -> CAMaterial | None:
+        with self._db.begin() as session:
+            row = session.get(IssuerCAMaterial, issuer_id)
+            if row is None:
+                return None
+            return CAMaterial(cert_pem=row.cert_pem, key_pem=self._cipher.decrypt(bytes(row.encrypted_key)))
+
+    def save(self, issuer_id: str, material: CAMaterial) -> None:
+        encrypted = self._cipher.encrypt(material.key_pem)
+        try:
+            with self._db.begin() as session:
+                if session.get(IssuerCAMaterial, issuer_id) is not None:
+                    return
+                session.add(
+                    IssuerCAMaterial(
+                        issuer_id=issuer_id,
+                        cert_pem=material.cert_pem,
+                        encrypted_key=encrypted,
+                        created_at=self._clock.now(),
+                    )
+                )
+        except IntegrityError:
+            return  # another replica stored its CA first; callers reload and use that one
