@@ -8,10 +8,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from certctl.durations import DURATION_FORM, parse_go_duration
+from certctl.durations import DURATION_FORM, format_go_duration, parse_go_duration
 from certctl.errors import ConfigurationError
 
 ENV_PREFIX = "CERTCTL_"
@@ -61,6 +61,23 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
+class KeygenMode(StrEnum):
+    AGENT = "agent"  # the agent makes the key and sends a CSR: keys never touch the control plane (default)
+    SERVER = "server"  # the server makes the key and keeps it encrypted at rest
+
+
+def _at_least(minimum: timedelta) -> Any:
+    def check(value: timedelta) -> timedelta:
+        if value < minimum:
+            raise ValueError(f"must be at least {format_go_duration(minimum)}")
+        return value
+
+    return AfterValidator(check)
+
+
+Interval = Annotated[timedelta, BeforeValidator(_duration), _at_least(timedelta(seconds=1))]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore")
 
@@ -74,7 +91,11 @@ class Settings(BaseSettings):
     server_port: int = Field(default=8443, ge=1, le=65535, description="a TCP port 1-65535")
     server_tls_cert_path: Path | None = Field(default=None, description="a PEM certificate file path")
     server_tls_key_path: Path | None = Field(default=None, description="a PEM private key file path")
-    server_public_url: str = Field(default="", description="an https:// base URL")
+    server_public_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("CERTCTL_SERVER_PUBLIC_URL", "CERTCTL_PUBLIC_URL", "server_public_url"),
+        description="an https:// base URL (also read from CERTCTL_PUBLIC_URL)",
+    )
     max_body_size: int = Field(default=1_048_576, ge=1024, description="a number of bytes ≥ 1024")
     log_level: LogLevel = Field(default=LogLevel.INFO, description="debug, info, warn or error")
     log_format: LogFormat = Field(default=LogFormat.JSON, description="json or text")
@@ -94,8 +115,28 @@ class Settings(BaseSettings):
     rate_limit_per_user_rps: float = Field(default=0, ge=0, description="requests per second, 0 = global")
     rate_limit_per_user_burst: int = Field(default=0, ge=0, description="an integer, 0 = global")
 
-    # Scheduler intervals used by the platform itself
-    audit_flush_timeout_seconds: int = Field(default=30, ge=1, description="a number of seconds ≥ 1")
+    cert_export_rate_limit_per_actor_hr: int = Field(default=50, ge=0, description="exports per hour, 0 = no limit")
+    keygen_mode: KeygenMode = Field(default=KeygenMode.AGENT, description="agent or server")
+
+    # Local CA (core.md §10.7): sub-CA mode for the default iss-local issuer when both are set
+    ca_cert_path: Path | None = Field(default=None, description="a PEM CA certificate file path")
+    ca_key_path: Path | None = Field(default=None, description="a PEM CA private key file path (mode 0600)")
+
+    # Scheduler and jobs (core.md §10.4); every interval is a Go-style duration of at least 1 s
+    scheduler_enabled: GoBool = Field(default=True, description="true or false (false: API only, no loops)")
+    scheduler_renewal_check_interval: Annotated[Interval, _at_least(timedelta(minutes=1))] = Field(
+        default=timedelta(hours=1), description=f"{DURATION_FORM}, at least 1m"
+    )
+    scheduler_job_processor_interval: Interval = Field(default=timedelta(seconds=30), description=DURATION_FORM)
+    scheduler_retry_interval: Interval = Field(default=timedelta(minutes=5), description=DURATION_FORM)
+    job_timeout_interval: Interval = Field(default=timedelta(minutes=10), description=DURATION_FORM)
+    short_lived_expiry_check_interval: Interval = Field(default=timedelta(seconds=30), description=DURATION_FORM)
+    job_awaiting_csr_timeout: Interval = Field(default=timedelta(hours=24), description=DURATION_FORM)
+    job_awaiting_approval_timeout: Interval = Field(default=timedelta(hours=168), description=DURATION_FORM)
+    job_retry_backoff_cap: Interval = Field(default=timedelta(hours=24), description=DURATION_FORM)
+    renewal_concurrency: int = Field(default=25, ge=1, le=1000, description="an integer 1-1000")
+    metrics_per_certificate: GoBool = Field(default=False, description="true or false")
+
     ready_timeout: GoDuration = Field(default=timedelta(seconds=2), description=DURATION_FORM)
 
     @field_validator("auth_type", mode="before")

@@ -29,8 +29,9 @@ class AppContext:
         env_keys = named or legacy_keys(self.settings.auth_secret.get_secret_value())
         self.api_keys = ApiKeyService(self.db, self.clock, env_keys)
         self.audit = AuditService(self.db, self.clock)
-        per_hour = getattr(self.settings, "cert_export_rate_limit_per_actor_hr", 50)
-        self.export_limiter = SlidingWindowLimiter(per_hour, self.clock.monotonic)
+        self.export_limiter = SlidingWindowLimiter(
+            self.settings.cert_export_rate_limit_per_actor_hr, self.clock.monotonic
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> AppContext:

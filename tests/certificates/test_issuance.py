@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from sqlalchemy import select
 
 from certctl.certificates.models import CertificateVersion
@@ -60,8 +61,9 @@ def test_created_certificate_is_issued_by_the_local_ca_and_verifies(setup: Any, 
     pem = client.get(f"/api/v1/certificates/{cert['id']}/export/pem").json()
     (tmp_path / "leaf.pem").write_text(pem["cert_pem"])
     (tmp_path / "ca.pem").write_text(pem["chain_pem"])
+    at = str(int(context.clock.now().timestamp()))  # verify at the injected clock's time
     verify = subprocess.run(
-        ["openssl", "verify", "-CAfile", "ca.pem", "leaf.pem"],
+        ["openssl", "verify", "-attime", at, "-CAfile", "ca.pem", "leaf.pem"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -90,9 +92,7 @@ def test_the_ca_survives_a_restart(setup: Any, context_factory: Any) -> None:
         for c in client.get("/api/v1/certificates").json()["data"]
         for v in client.get(f"/api/v1/certificates/{c['id']}/versions").json()["data"]
     }
-    issuers = {
-        x509.load_pem_x509_certificates(p.encode())[1].fingerprint(x509.hashes.SHA256()) for p in chains.values()
-    }
+    issuers = {x509.load_pem_x509_certificates(p.encode())[1].fingerprint(hashes.SHA256()) for p in chains.values()}
     assert len(chains) == 2
     assert len(issuers) == 1
 
@@ -112,7 +112,7 @@ def test_profile_violation_fails_the_job_for_good_and_the_certificate(setup: Any
     job = client.get("/api/v1/jobs", params={"certificate_id": cert["id"]}).json()["data"][0]
     assert job["status"] == "Failed"
     assert job["next_retry_at"] is None
-    assert "required_san_patterns" in job["last_error"]
+    assert "required SAN pattern of profile 'prof-internal'" in job["last_error"]
     failed = client.get(f"/api/v1/certificates/{cert['id']}").json()
     assert failed["status"] == "Failed"
     clock.advance(timedelta(days=1))

@@ -11,7 +11,6 @@ from certctl.api.errors import error_response, request_id_of
 from certctl.api.params import parse_time_filter
 from certctl.api.schemas import CONFLICT, NOT_FOUND, PageOut, changes_of, page_out
 from certctl.certificates.bulk import BulkService
-from certctl.certificates.issuance import KeygenMode
 from certctl.certificates.listing import CertificateFilter, Sort
 from certctl.certificates.models import CertificateStatus
 from certctl.certificates.schemas import (
@@ -36,6 +35,7 @@ from certctl.certificates.schemas import (
     VersionOut,
 )
 from certctl.certificates.service import CertificateService, CertificateSpec, CertificateView
+from certctl.config import KeygenMode
 from certctl.context import AppContext
 from certctl.db.store import MAX_PER_PAGE
 from certctl.errors import ValidationFailed
@@ -45,7 +45,7 @@ router = APIRouter(prefix="/certificates", tags=["certificates"])
 
 
 def _keygen_mode(ctx: AppContext) -> KeygenMode:
-    return KeygenMode(getattr(ctx.settings, "keygen_mode", "agent"))
+    return ctx.settings.keygen_mode
 
 
 def certificate_service(ctx: Context) -> CertificateService:

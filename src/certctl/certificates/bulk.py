@@ -9,11 +9,12 @@ from sqlalchemy import select
 
 from certctl.audit.service import AuditRecorder
 from certctl.certificates import listing
-from certctl.certificates.issuance import KeygenMode, start_issuance
+from certctl.certificates.issuance import start_issuance
 from certctl.certificates.listing import CertificateFilter
 from certctl.certificates.models import CertificateStatus, ManagedCertificate
 from certctl.certificates.store import CertificateStore
 from certctl.clock import Clock
+from certctl.config import KeygenMode
 from certctl.db.engine import Database
 from certctl.errors import CertctlError, ValidationFailed
 from certctl.org.models import Owner, Team

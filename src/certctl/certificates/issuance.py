@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from sqlalchemy.orm import Session
 
 from certctl.audit.service import AuditRecorder
 from certctl.certificates.models import CertificateStatus, ManagedCertificate
 from certctl.certificates.store import CertificateStore
 from certctl.clock import Clock
+from certctl.config import KeygenMode
 from certctl.errors import Conflict, ValidationFailed
 from certctl.ids import new_id
 from certctl.jobs.models import Job, JobStatus, JobType
@@ -17,12 +16,6 @@ from certctl.policies.models import RenewalPolicy
 from certctl.profiles.models import CertificateProfile
 from certctl.security.roles import Actor
 from certctl.targets.models import DeploymentTarget
-
-
-class KeygenMode(StrEnum):
-    AGENT = "agent"  # the agent makes the key and sends a CSR (default)
-    SERVER = "server"  # the server makes the key and keeps it encrypted
-
 
 NOT_RENEWABLE = frozenset({CertificateStatus.ARCHIVED, CertificateStatus.REVOKED})
 

@@ -13,12 +13,13 @@ from certctl.audit.service import AuditRecorder
 from certctl.certificates import listing
 from certctl.certificates.export import PemExport, pkcs12_bundle, split_pem
 from certctl.certificates.imports import parse_certificate_pem
-from certctl.certificates.issuance import KeygenMode, start_issuance
+from certctl.certificates.issuance import start_issuance
 from certctl.certificates.listing import CertificateFilter, Position, Sort
 from certctl.certificates.models import CertificateStatus, CertificateVersion, ManagedCertificate
 from certctl.certificates.names import check_common_name, check_san
 from certctl.certificates.store import CertificateStore
 from certctl.clock import Clock
+from certctl.config import KeygenMode
 from certctl.db.engine import Database
 from certctl.db.store import Page, PageRequest
 from certctl.errors import AlreadyExists, Conflict, NotFound, ValidationFailed
