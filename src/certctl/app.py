@@ -36,6 +36,7 @@ def _routers() -> list[APIRouter]:
 
 def create_app(context: AppContext) -> FastAPI:
     """Build the ASGI app. The context is already prepared (migrated, seeded): no I/O happens here."""
+    from certctl.stats.api import router as stats
     from certctl.system.api import router as system
 
     app = FastAPI(
@@ -49,6 +50,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.state.context = context
     install_error_handlers(app)
     app.include_router(system)
+    app.include_router(stats)
     for router in _routers():
         app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from certctl.apikeys.service import ApiKeyService
 from certctl.audit.service import AuditService
@@ -10,6 +11,7 @@ from certctl.certificates.export import SlidingWindowLimiter
 from certctl.clock import Clock, SystemClock
 from certctl.config import AuthType, Settings
 from certctl.db.engine import Database
+from certctl.issuers.connectors import ConnectorRegistry
 from certctl.security.apikeys import legacy_keys, parse_named_keys
 from certctl.security.encryption import ConfigCipher, load_or_create_passphrase
 
@@ -23,12 +25,16 @@ class AppContext:
     api_keys: ApiKeyService = field(init=False)
     audit: AuditService = field(init=False)
     export_limiter: SlidingWindowLimiter = field(init=False)
+    connectors: ConnectorRegistry = field(init=False)
+    started_at: datetime = field(init=False)
 
     def __post_init__(self) -> None:
         named = parse_named_keys(self.settings.api_keys_named.get_secret_value())
         env_keys = named or legacy_keys(self.settings.auth_secret.get_secret_value())
         self.api_keys = ApiKeyService(self.db, self.clock, env_keys)
         self.audit = AuditService(self.db, self.clock)
+        self.started_at = self.clock.now()
+        self.connectors = ConnectorRegistry(self.db, self.cipher, self.clock, self.settings.server_public_url)
         self.export_limiter = SlidingWindowLimiter(
             self.settings.cert_export_rate_limit_per_actor_hr, self.clock.monotonic
         )

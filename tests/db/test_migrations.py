@@ -23,7 +23,7 @@ from certctl.db.engine import make_engine
 from certctl.db.models import metadata
 from tests.conftest import PgDatabases
 
-HEAD = "0002"
+HEAD = "0003"
 CERTCTL_TABLES = {
     "api_keys",
     "audit_events",
@@ -41,6 +41,7 @@ CERTCTL_TABLES = {
     "certificate_target_mappings",
     "jobs",
     "scheduler_leases",
+    "issuer_ca_material",
 }
 # (table, column) -> (nullable, server default as the user sees it; None = no default)
 COLUMNS: dict[tuple[str, str], tuple[bool, str | None]] = {
@@ -97,6 +98,11 @@ INDEXES: dict[str, tuple[str, list[str], bool]] = {
     "ix_managed_certificates_status": ("managed_certificates", ["status"], False),
     "ix_certificate_versions_certificate_created": ("certificate_versions", ["certificate_id", "created_at"], False),
     "ix_owners_team_id": ("owners", ["team_id"], False),
+    # 0003: keyset pages on every certificate sort key, dashboard counts
+    "ix_managed_certificates_common_name_id": ("managed_certificates", ["common_name", "id"], False),
+    "ix_managed_certificates_status_id": ("managed_certificates", ["status", "id"], False),
+    "ix_managed_certificates_expires_at_status": ("managed_certificates", ["expires_at", "status"], False),
+    "ix_jobs_status_next_retry_at": ("jobs", ["status", "next_retry_at"], False),
 }
 UNIQUES: dict[str, list[tuple[str, list[str]]]] = {
     "teams": [("uq_teams_name", ["name"])],

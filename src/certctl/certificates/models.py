@@ -30,6 +30,7 @@ class ManagedCertificate(Base):
         Index("ix_managed_certificates_updated_at_id", "updated_at", "id"),
         Index("ix_managed_certificates_status_id", "status", "id"),
         Index("ix_managed_certificates_environment_id", "environment", "id"),
+        Index("ix_managed_certificates_expires_at_status", "expires_at", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

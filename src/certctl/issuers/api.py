@@ -1,4 +1,4 @@
-"""/api/v1/issuers (`POST /issuers/{id}/test` and the intermediates come with the connectors)."""
+"""/api/v1/issuers (the intermediate-CA hierarchy comes with the revocation work)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from fastapi import APIRouter, Depends, Response
 
 from certctl.api.deps import Context, Paging
 from certctl.api.schemas import CONFLICT, NOT_FOUND, PageOut, changes_of, page_out
-from certctl.issuers.schemas import IssuerIn, IssuerOut, IssuerUpdate
+from certctl.errors import CertctlError
+from certctl.issuers.schemas import IssuerIn, IssuerOut, IssuerTestOut, IssuerUpdate
 from certctl.issuers.service import IssuerService, IssuerSpec
+from certctl.pki.errors import IssuerError
 
 router = APIRouter(prefix="/issuers", tags=["issuers"])
 
@@ -48,6 +50,19 @@ def get_issuer(service: Issuers, issuer_id: str) -> IssuerOut:
 @router.patch("/{issuer_id}", response_model=IssuerOut, responses=NOT_FOUND | CONFLICT)
 def update_issuer(service: Issuers, issuer_id: str, body: IssuerUpdate) -> IssuerOut:
     return IssuerOut.model_validate(service.update(issuer_id, changes_of(body)))
+
+
+@router.post("/{issuer_id}/test", response_model=IssuerTestOut, responses=NOT_FOUND)
+def test_issuer(ctx: Context, service: Issuers, issuer_id: str) -> IssuerTestOut:
+    """Build the connector from the decrypted config and validate it; records test_status."""
+    issuer = service.get(issuer_id)
+    try:
+        ctx.connectors.test(issuer)
+    except (IssuerError, CertctlError) as exc:
+        service.record_test(issuer_id, ok=False)
+        return IssuerTestOut(status="failed", message=str(exc))
+    service.record_test(issuer_id, ok=True)
+    return IssuerTestOut(status="success", message=f"{issuer.type.value} issuer {issuer_id} is usable")
 
 
 @router.delete("/{issuer_id}", status_code=204, responses=NOT_FOUND | CONFLICT)

@@ -80,3 +80,8 @@ class IssuerOut(BaseModel):
     def _masked(cls, value: dict[str, Any]) -> dict[str, Any]:
         # The column already holds the masked shadow; masking again guards rows written elsewhere.
         return mask_config(value)
+
+
+class IssuerTestOut(BaseModel):
+    status: str  # success | failed
+    message: str

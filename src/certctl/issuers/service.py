@@ -104,6 +104,13 @@ class IssuerService:
             store.flush()
             return issuer
 
+    def record_test(self, issuer_id: str, *, ok: bool) -> None:
+        """Store a test outcome; `updated_at` stays, so the cached connector is not rebuilt for it."""
+        with self._db.begin() as session:
+            issuer = IssuerStore(session).get(issuer_id)
+            issuer.test_status = TestStatus.SUCCESS if ok else TestStatus.FAILED
+            issuer.last_tested_at = self._clock.now()
+
     def delete(self, issuer_id: str) -> None:
         """Raises NotFound, or InUse while managed certificates still reference the issuer."""
         with self._db.begin() as session:

@@ -45,6 +45,7 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_status_scheduled_at", "status", "scheduled_at"),
+        Index("ix_jobs_status_next_retry_at", "status", "next_retry_at"),
         # At most one open issuance/renewal job per certificate, across every replica (core.md §3.2).
         Index(
             "uq_jobs_open_issuance_per_certificate",

@@ -11,8 +11,8 @@ from certctl.jobs.service import JobQueue, SweepResult
 from certctl.scheduler.deadline import Deadline
 from certctl.scheduler.runner import Loop
 
-JOB_RETRY_LOOP = "job_retry"
-JOB_TIMEOUT_LOOP = "job_timeout"
+JOB_RETRY_LOOP = "job-retry"
+JOB_TIMEOUT_LOOP = "job-timeout"
 
 
 def job_queue_loops(

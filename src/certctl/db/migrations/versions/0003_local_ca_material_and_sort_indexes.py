@@ -1,4 +1,4 @@
-"""Local CA material (encrypted key) per issuer; (sort key, id) indexes for certificate keyset pages.
+"""Local CA material (encrypted key) per issuer; indexes for certificate keyset pages and dashboard counts.
 
 Revision ID: 0003
 Revises: 0002
@@ -21,6 +21,8 @@ SORT_INDEXES = {
     "ix_managed_certificates_updated_at_id": ["updated_at", "id"],
     "ix_managed_certificates_status_id": ["status", "id"],
     "ix_managed_certificates_environment_id": ["environment", "id"],
+    # Dashboard counts by expiry window and status read only this index (stats/summary).
+    "ix_managed_certificates_expires_at_status": ["expires_at", "status"],
 }
 
 
@@ -39,9 +41,14 @@ def upgrade() -> None:
     with op.batch_alter_table("managed_certificates") as batch_op:
         for name, columns in SORT_INDEXES.items():
             batch_op.create_index(name, columns, unique=False)
+    with op.batch_alter_table("jobs") as batch_op:
+        # Terminal-failure counts and the retry sweep (status = Failed, next_retry_at ≤ now).
+        batch_op.create_index("ix_jobs_status_next_retry_at", ["status", "next_retry_at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch_op:
+        batch_op.drop_index("ix_jobs_status_next_retry_at")
     with op.batch_alter_table("managed_certificates") as batch_op:
         for name in SORT_INDEXES:
             batch_op.drop_index(name)
