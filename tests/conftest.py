@@ -176,7 +176,8 @@ def context_factory(settings_factory: Callable[..., Settings]) -> Iterator[Calla
     built: list[AppContext] = []
 
     def build(clock: Clock | None = None, **overrides: Any) -> AppContext:
-        context = prepare(settings_factory(**overrides), clock, run_migrations=False)
+        # Env-seeded issuers (iss-local) are covered by their own test; other tests start with none.
+        context = prepare(settings_factory(**overrides), clock, run_migrations=False, seed_issuers=False)
         built.append(context)
         return context
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
@@ -19,6 +23,9 @@ from certctl.api.ratelimit import RateLimiter
 from certctl.api.schemas import ERROR_RESPONSES
 from certctl.context import AppContext
 from certctl.security.roles import ANONYMOUS_ACTOR
+from certctl.worker import Background
+
+DRAIN_TIMEOUT_SECONDS = 30.0
 
 
 def _routers() -> list[APIRouter]:
@@ -29,17 +36,32 @@ def _routers() -> list[APIRouter]:
     from certctl.org.api import owners, teams
     from certctl.policies.api import router as renewal_policies
     from certctl.profiles.api import router as profiles
+    from certctl.scheduler.api import router as scheduler
     from certctl.targets.api import router as targets
 
-    return [certificates, jobs, teams, owners, renewal_policies, profiles, issuers, targets, audit]
+    return [certificates, jobs, teams, owners, renewal_policies, profiles, issuers, targets, audit, scheduler]
 
 
-def create_app(context: AppContext) -> FastAPI:
-    """Build the ASGI app. The context is already prepared (migrated, seeded): no I/O happens here."""
+def create_app(context: AppContext, background: Background | None = None) -> FastAPI:
+    """Build the ASGI app. The context is already prepared (migrated, seeded): no I/O happens here.
+
+    With `background`, its scheduler starts with the app and drains (at most 30 s) when the app stops.
+    """
     from certctl.stats.api import router as stats
     from certctl.system.api import router as system
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if background is not None:
+            await anyio.to_thread.run_sync(background.scheduler.start)
+        try:
+            yield
+        finally:
+            if background is not None:
+                await anyio.to_thread.run_sync(background.scheduler.stop, DRAIN_TIMEOUT_SECONDS)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="certctl",
         version=__version__,
         description="Certificate lifecycle control plane (REST API compatible with certctl's /api/v1).",
@@ -48,6 +70,7 @@ def create_app(context: AppContext) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
     )
     app.state.context = context
+    app.state.background = background
     install_error_handlers(app)
     app.include_router(system)
     app.include_router(stats)

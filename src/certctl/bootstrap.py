@@ -15,7 +15,7 @@ from certctl.context import AppContext
 from certctl.db import migrate
 from certctl.db.engine import Database
 from certctl.errors import ConfigurationError
-from certctl.issuers.models import Issuer
+from certctl.issuers.models import ConfigSource, Issuer, IssuerType
 from certctl.policies.models import RenewalPolicy
 from certctl.security.encryption import KEY_FILE_NAME, ConfigCipher, DecryptionFailed, load_or_create_passphrase
 from certctl.security.roles import Role
@@ -25,9 +25,12 @@ from certctl.targets.models import DeploymentTarget
 log = logging.getLogger("certctl.bootstrap")
 BOOTSTRAP_ADMIN_KEY_FILE = "bootstrap-admin-key"
 DEFAULT_POLICY_ID = "rp-default"
+LOCAL_ISSUER_ID = "iss-local"
 
 
-def prepare(settings: Settings, clock: Clock | None = None, *, run_migrations: bool = True) -> AppContext:
+def prepare(
+    settings: Settings, clock: Clock | None = None, *, run_migrations: bool = True, seed_issuers: bool = True
+) -> AppContext:
     """Everything before serving: returns a context whose database is at the latest schema."""
     clock = clock or SystemClock()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -42,6 +45,8 @@ def prepare(settings: Settings, clock: Clock | None = None, *, run_migrations: b
         cipher = _cipher(settings, db)
         context = AppContext(settings=settings, db=db, cipher=cipher, clock=clock)
         seed_baseline(context)
+        if seed_issuers:
+            seed_env_issuers(context)
     except BaseException:
         db.dispose()  # a refused start-up leaves no pooled connections behind
         raise
@@ -103,6 +108,32 @@ def seed_baseline(context: AppContext) -> None:
                     updated_at=now,
                 )
             )
+
+
+def seed_env_issuers(context: AppContext) -> None:
+    """On an empty issuers table, the built-in local CA `iss-local` (core.md §9), from the environment:
+    sub-CA mode when CERTCTL_CA_CERT_PATH and CERTCTL_CA_KEY_PATH are set, else a self-signed root made
+    on first use and kept encrypted in the database. Its config holds no secret, so it is stored plain."""
+    settings, now = context.settings, context.clock.now()
+    config: dict[str, str] = {}
+    if settings.ca_cert_path and settings.ca_key_path:
+        config = {"ca_cert_path": str(settings.ca_cert_path), "ca_key_path": str(settings.ca_key_path)}
+    with context.db.begin() as session:
+        if session.scalar(select(Issuer.id).limit(1)) is not None:
+            return
+        session.add(
+            Issuer(
+                id=LOCAL_ISSUER_ID,
+                name="Local CA",
+                type=IssuerType.GENERIC_CA,
+                config=config,
+                encrypted_config=None,
+                enabled=True,
+                source=ConfigSource.ENV,
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
 
 def ensure_bootstrap_admin_key(context: AppContext) -> str | None:
