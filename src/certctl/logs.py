@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from certctl.config import LogFormat, LogLevel
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# Record attributes that are not event fields; uvicorn adds `color_message` (ANSI codes) to its own lines.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "color_message"}
 _LEVELS = {
     LogLevel.DEBUG: logging.DEBUG,
     LogLevel.INFO: logging.INFO,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import uvicorn
 
@@ -37,6 +38,7 @@ def run(settings: Settings, *, announce: bool = True) -> None:
 
     host = settings.server_host
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1") else host  # noqa: S104
+    banner: str | None = None
     if announce:
         lines = [
             f"certctl is listening on https://{shown_host}:{settings.server_port}",
@@ -51,7 +53,7 @@ def run(settings: Settings, *, announce: bool = True) -> None:
             f"  try: curl -k -H 'Authorization: Bearer <key>' https://{shown_host}:{settings.server_port}"
             "/api/v1/auth/check"
         )
-        print("\n".join(lines), flush=True)
+        banner = "\n".join(lines)
 
     config = uvicorn.Config(
         app,
@@ -62,15 +64,27 @@ def run(settings: Settings, *, announce: bool = True) -> None:
         timeout_keep_alive=60,
         server_header=False,
         proxy_headers=False,
-        ssl_certfile=str(cert_path),
-        ssl_keyfile=str(key_path),
+        # uvicorn's own context cannot set a TLS floor; ours does (and was checked above, before any I/O).
+        ssl_context_factory=lambda _config, _default: ssl_context,
     )
-    config.load()
-    config.ssl = ssl_context  # uvicorn's own context cannot set a TLS floor; ours does
     try:
-        uvicorn.Server(config).run()
+        _AnnouncingServer(config, banner).run()
     finally:
         context.db.dispose()
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Prints the banner once the socket is bound: "is listening" must not appear if the bind fails
+    (uvicorn then logs the error and exits with status 1)."""
+
+    def __init__(self, config: uvicorn.Config, banner: str | None) -> None:
+        super().__init__(config)
+        self._banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._banner:
+            print(self._banner, flush=True)
 
 
 def _describe_db(url: str) -> str:

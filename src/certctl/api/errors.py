@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 from certctl.errors import (
     CertctlError,
@@ -33,8 +34,13 @@ STATUS_FOR: dict[type[CertctlError], int] = {
 }
 
 
+# Wire texts clients match on, pinned where Python's phrase differs or has changed (3.13 renamed 413).
+_ERROR_TEXT = {413: "Request Entity Too Large"}
+
+
 def error_body(status: int, message: str, request_id: str, error: str | None = None) -> dict[str, str]:
-    return {"error": error or HTTPStatus(status).phrase, "message": message, "request_id": request_id}
+    text = error or _ERROR_TEXT.get(status) or HTTPStatus(status).phrase
+    return {"error": text, "message": message, "request_id": request_id}
 
 
 def error_response(
@@ -91,6 +97,22 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route for {request.method} {request.url.path}"
-        elif exc.status_code == 405:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
             message = f"method {request.method} not allowed on {request.url.path}"
-        return error_response(exc.status_code, message, request_id_of(request), headers=dict(exc.headers or {}))
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return error_response(exc.status_code, message, request_id_of(request), headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers to (RFC 9110 §15.5.6), not only the first matching route's: the router
+    raises 405 from the first route whose path matches, so `DELETE /teams` would claim only GET is allowed."""
+    allowed = []
+    for method in _METHODS:
+        probe = {"type": "http", "path": request.scope["path"], "root_path": "", "method": method, "headers": []}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

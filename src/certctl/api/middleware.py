@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from certctl.api.errors import error_body
@@ -137,7 +138,7 @@ class BodyLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await send_error(send, scope, 413, f"request body exceeds the {self.max_bytes}-byte limit")
+            await send_error(send, scope, 413, _too_large_message(self.max_bytes))
             return
         received = 0
         response_started = False
@@ -148,7 +149,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_bytes)
             return message
 
         async def send_tracked(message: Message) -> None:
@@ -160,11 +161,23 @@ class BodyLimitMiddleware:
             await self.app(scope, receive_counted, send_tracked)
         except _BodyTooLarge:
             if not response_started:
-                await send_error(send, scope, 413, f"request body exceeds the {self.max_bytes}-byte limit")
+                await send_error(send, scope, 413, _too_large_message(self.max_bytes))
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised from `receive` once a streamed body passes the limit.
+
+    An HTTPException, because FastAPI turns any other error raised while it reads the body into
+    400 "There was an error parsing the body" (the original's bug); this one it re-raises, and the
+    app's handler answers 413 in the common error shape.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, _too_large_message(max_bytes))
+
+
+def _too_large_message(max_bytes: int) -> str:
+    return f"request body exceeds the {max_bytes}-byte limit"
 
 
 class CORSMiddleware:

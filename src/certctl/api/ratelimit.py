@@ -48,7 +48,14 @@ class RateLimiter:
             return (1.0 - bucket.tokens) / self.rate
 
     def _evict_idle(self, now: float) -> None:
-        idle = [key for key, bucket in self._buckets.items() if now - bucket.updated > IDLE_EVICTION_SECONDS]
+        # Only buckets that would have refilled anyway: dropping a still-draining one (a slow rate with a
+        # large burst) would hand its key a full burst early.
+        idle = [
+            key
+            for key, bucket in self._buckets.items()
+            if now - bucket.updated > IDLE_EVICTION_SECONDS
+            and bucket.tokens + (now - bucket.updated) * self.rate >= self.burst
+        ]
         for key in idle:
             del self._buckets[key]
 

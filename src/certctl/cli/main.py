@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -86,13 +88,19 @@ def db_current() -> None:
     typer.echo(f"current: {migrate.current_revision(engine) or 'base'}\nhead: {migrate.head_revision(engine)}")
 
 
-def _context() -> AppContext:
+@contextmanager
+def _context() -> Iterator[AppContext]:
+    """The prepared context for one command; its connections are closed when the command ends."""
     from certctl.bootstrap import prepare
 
     try:
-        return prepare(_settings())
+        context = prepare(_settings())
     except CertctlError as exc:
         _fail(str(exc))
+    try:
+        yield context
+    finally:
+        context.db.dispose()
 
 
 @apikey_app.command("create")
@@ -102,11 +110,11 @@ def apikey_create(
     role: Annotated[Role, typer.Option("--role", help="admin, operator, viewer or auditor")] = Role.OPERATOR,
 ) -> None:
     """Create a key and print it once; only its SHA-256 hash is stored."""
-    context = _context()
-    try:
-        created = context.api_keys.create(name, Role.ADMIN if admin else role)
-    except CertctlError as exc:
-        _fail(str(exc))
+    with _context() as context:
+        try:
+            created = context.api_keys.create(name, Role.ADMIN if admin else role)
+        except CertctlError as exc:
+            _fail(str(exc))
     typer.echo(created.plaintext)
     typer.echo(f"created API key {name!r} (role {created.key.role.value}); it is shown only this once", err=True)
 
@@ -114,7 +122,8 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False) -> None:
     """List keys (never their values)."""
-    context = _context()
+    with _context() as context:
+        keys, env_keys = context.api_keys.list(), context.api_keys.env_keys
     rows = [
         {
             "name": k.name,
@@ -123,10 +132,10 @@ def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="JSON outpu
             "created_at": k.created_at.isoformat(),
             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
         }
-        for k in context.api_keys.list()
+        for k in keys
     ] + [
         {"name": e.name, "role": e.role.value, "source": "environment", "created_at": None, "revoked_at": None}
-        for e in context.api_keys.env_keys
+        for e in env_keys
     ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -139,11 +148,11 @@ def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="JSON outpu
 @apikey_app.command("revoke")
 def apikey_revoke(name: Annotated[str, typer.Argument(help="key name")]) -> None:
     """Revoke a database key: it stops working at once."""
-    context = _context()
-    try:
-        context.api_keys.revoke(name)
-    except CertctlError as exc:
-        _fail(str(exc))
+    with _context() as context:
+        try:
+            context.api_keys.revoke(name)
+        except CertctlError as exc:
+            _fail(str(exc))
     typer.echo(f"revoked API key {name!r}")
 
 

@@ -99,6 +99,7 @@ def server_ssl_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     for label, path in (("certificate", cert_path), ("private key", key_path)):
         if not path.is_file():
             raise ConfigurationError(f"TLS {label} file {path} does not exist or is not a file")
+    _check_pair(cert_path, key_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(TLS12_CIPHERS)
@@ -111,6 +112,24 @@ def server_ssl_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
             "check that both are PEM, that the key matches the certificate and is not encrypted"
         ) from exc
     return context
+
+
+def _check_pair(cert_path: Path, key_path: Path) -> None:
+    """Name the file at fault: OpenSSL only says "PEM lib" for a bad certificate or key alike."""
+    try:
+        chain = x509.load_pem_x509_certificates(cert_path.read_bytes())
+    except ValueError as exc:
+        raise ConfigurationError(f"TLS certificate file {cert_path} holds no PEM certificate: {exc}") from exc
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except TypeError as exc:
+        raise ConfigurationError(f"TLS private key file {key_path} is encrypted; give an unencrypted key") from exc
+    except ValueError as exc:
+        raise ConfigurationError(f"TLS private key file {key_path} holds no usable PEM private key: {exc}") from exc
+    if chain[0].public_key() != key.public_key():
+        raise ConfigurationError(
+            f"TLS private key {key_path} does not match the certificate {cert_path} (the first certificate in it)"
+        )
 
 
 def fingerprint_sha256(cert_path: Path) -> str:

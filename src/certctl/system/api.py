@@ -50,7 +50,7 @@ def health() -> HealthOut:
     return HealthOut(status="healthy")
 
 
-@router.get("/ready", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
+@router.get("/ready", response_model=ReadyOut, response_model_exclude_none=True, responses={503: {"model": ReadyOut}})
 def ready(ctx: Context) -> ReadyOut | JSONResponse:
     future = _ping_pool.submit(ctx.db.ping)
     try:
