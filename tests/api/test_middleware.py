@@ -444,3 +444,13 @@ def test_a_still_refilling_bucket_is_not_evicted_early() -> None:
     _sweep(limiter, "other")
     granted = sum(1 for _ in range(100) if limiter.acquire("slow") == 0)
     assert granted == 6
+
+
+def test_nul_characters_are_refused_with_400_not_500(client: TestClient) -> None:
+    body = client.post("/api/v1/teams", json={"name": "a\u0000b"})
+    assert body.status_code == 400
+    assert "NUL" in body.json()["message"]
+    query = client.get("/api/v1/owners", params={"team_id": "t\u0000"})
+    assert query.status_code in (200, 400)  # SQLite stores NUL; PostgreSQL refuses it with a 400
+    path = client.get("/api/v1/teams/a%00b")
+    assert path.status_code in (400, 404)

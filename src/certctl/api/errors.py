@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import Match
@@ -87,6 +88,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("request.error", extra={"request_id": request_id_of(request), "error": repr(exc)})
         return error_response(status, str(exc), request_id_of(request))
+
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the schema let through (e.g. NUL in a query parameter).
+        return error_response(400, f"invalid value: {str(exc.orig).splitlines()[0]}", request_id_of(request))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

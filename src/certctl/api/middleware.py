@@ -332,12 +332,26 @@ class AuditMiddleware:
         digest = hashlib.sha256()
         status = 500
         started = time.perf_counter()
+        body = bytearray()
+        replayed = False
 
-        async def receive_hashed() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                digest.update(message.get("body", b""))
-            return message
+        async def read_body() -> None:
+            # The whole body is hashed up front (BodyLimit has bounded it), so routes that never read
+            # their body (404, 405, bodiless actions) are recorded with the hash of what was sent.
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                body.extend(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+
+        async def receive_replayed() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
 
         async def send_tracked(message: Message) -> None:
             nonlocal status
@@ -346,7 +360,9 @@ class AuditMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive_hashed, send_tracked)
+            await read_body()
+            digest.update(body)
+            await self.app(scope, receive_replayed, send_tracked)
         finally:
             details = {
                 "method": scope["method"],

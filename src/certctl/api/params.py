@@ -21,11 +21,13 @@ def parse_time_filter(name: str, value: str | None) -> datetime | None:
         if _DATE_ONLY.fullmatch(text):
             return datetime.fromisoformat(text).replace(tzinfo=UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None or "T" not in text.upper():
-        raise ValidationFailed(f"{name} must be an RFC 3339 time (2026-01-31T12:00:00Z) or a date (2026-01-31)")
-    return parsed.astimezone(UTC)
+        if parsed.tzinfo is None or "T" not in text.upper():
+            raise ValueError(text)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # year 1 with a positive offset overflows astimezone
+        raise ValidationFailed(
+            f"{name} must be an RFC 3339 time (2026-01-31T12:00:00Z) or a date (2026-01-31)"
+        ) from exc
 
 
 def encode_cursor(at: datetime, ident: str) -> str:
@@ -40,6 +42,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         at = datetime.fromisoformat(at_text)
         if not ident or at.tzinfo is None:
             raise ValueError(cursor)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        return at.astimezone(UTC), ident
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValidationFailed("cursor is not a cursor this server returned") from exc
-    return at.astimezone(UTC), ident

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from certctl.db.store import Page
 from certctl.errors import ValidationFailed
@@ -28,9 +28,27 @@ class PageOut(BaseModel, Generic[T]):
 
 
 class StrictIn(BaseModel):
-    """Request bodies: unknown fields are refused with a 400 naming them."""
+    """Request bodies: unknown fields are refused with a 400 naming them; NUL characters, which
+    PostgreSQL cannot store in text, are refused anywhere in the body."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _holds_nul(data):
+            raise ValueError("text may not contain NUL (\\u0000) characters")
+        return data
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 Responses = dict[int | str, dict[str, Any]]
