@@ -12,6 +12,7 @@ from certctl.bootstrap import ensure_bootstrap_admin_key, prepare
 from certctl.config import Settings
 from certctl.logs import configure_logging
 from certctl.security.tls import ensure_bootstrap_certificate, fingerprint_sha256, server_ssl_context
+from certctl.worker import build_background
 
 log = logging.getLogger("certctl.server")
 
@@ -34,7 +35,11 @@ def run(settings: Settings, *, announce: bool = True) -> None:
 
     context = prepare(settings)
     admin_key = ensure_bootstrap_admin_key(context)
-    app = create_app(context)
+    if settings.demo_seed:
+        from certctl.demo import load_demo
+
+        load_demo(context)
+    app = create_app(context, build_background(context) if settings.scheduler_enabled else None)
 
     host = settings.server_host
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1") else host  # noqa: S104

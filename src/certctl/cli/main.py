@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from certctl import __version__
+from certctl.cli.certs import app as certs_app
+from certctl.cli.jobs import app as jobs_app
 from certctl.config import Settings, load_settings
 from certctl.errors import CertctlError, ConfigurationError
 from certctl.security.roles import Role
@@ -25,6 +27,8 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys stored in the database (only their hashes).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(certs_app, name="certs")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _settings() -> Settings:
@@ -86,6 +90,43 @@ def db_current() -> None:
 
     engine = make_engine(_settings().sqlalchemy_url)
     typer.echo(f"current: {migrate.current_revision(engine) or 'base'}\nhead: {migrate.head_revision(engine)}")
+
+
+@app.command()
+def worker() -> None:
+    """Run only the background loops (issuance processor, renewal check, retries) against the database."""
+    import signal
+    import threading
+
+    from certctl.logs import configure_logging
+    from certctl.worker import build_background
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with _context() as context:
+        background = build_background(context)
+        background.scheduler.start()
+        typer.echo(
+            f"certctl worker {background.scheduler.holder} running loops: {', '.join(background.scheduler.loop_names)}",
+            err=True,
+        )
+        stop.wait()
+        still_running = background.scheduler.stop(30)
+        if still_running:
+            typer.echo(f"stopped with loops still running: {', '.join(still_running)}", err=True)
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo inventory (idempotent: running it again adds nothing)."""
+    from certctl.demo import load_demo
+
+    with _context() as context:
+        summary = load_demo(context)
+    typer.echo(f"demo data loaded: {summary}")
 
 
 @contextmanager
