@@ -330,3 +330,13 @@ def test_a_refused_start_up_leaves_no_connections_open(
     with pytest.raises(ConfigurationError):
         prepare(settings_factory(config_encryption_key=KEY_B))
     assert others() == 0
+
+
+def test_bulk_encryption_shares_a_salt_but_never_a_nonce_and_stays_readable() -> None:
+    cipher = ConfigCipher("bulk-encryption-passphrase-0123456789abcdef")
+    blobs = [cipher.encrypt_many(f"key {i}".encode()) for i in range(50)]
+    assert len({blob[1:17] for blob in blobs}) == 1  # one salt: one PBKDF2 derivation for all of them
+    assert len({blob[17:29] for blob in blobs}) == 50  # a fresh nonce each time
+    assert [cipher.decrypt(blob) for blob in blobs] == [f"key {i}".encode() for i in range(50)]
+    other = ConfigCipher("bulk-encryption-passphrase-0123456789abcdef")  # another process reads them too
+    assert other.decrypt(blobs[7]) == b"key 7"

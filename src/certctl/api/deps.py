@@ -12,25 +12,25 @@ from certctl.errors import Forbidden, Unauthorized, ValidationFailed
 from certctl.security.roles import Actor
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
 
-def current_actor(request: Request) -> Actor:
+async def current_actor(request: Request) -> Actor:
     actor: Actor | None = getattr(request.state, "actor", None)
     if actor is None:
         raise Unauthorized("authentication required")
     return actor
 
 
-def require_admin(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+async def require_admin(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
     if not actor.is_admin:
         raise Forbidden("this operation needs an admin API key")
     return actor
 
 
-def page_request(
+async def page_request(
     page: Annotated[int | None, Query(description="1-based page number (default 1)")] = None,
     per_page: Annotated[int | None, Query(description=f"rows per page, 1-{MAX_PER_PAGE} (default 50)")] = None,
     limit: Annotated[int | None, Query(description="alias of per_page")] = None,

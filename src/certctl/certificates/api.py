@@ -48,7 +48,7 @@ def _keygen_mode(ctx: AppContext) -> KeygenMode:
     return ctx.settings.keygen_mode
 
 
-def certificate_service(ctx: Context) -> CertificateService:
+async def certificate_service(ctx: Context) -> CertificateService:
     return CertificateService(ctx.db, ctx.clock, _keygen_mode(ctx))
 
 

@@ -13,6 +13,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certctl.audit.service import AuditRecorder
@@ -26,7 +27,7 @@ from certctl.jobs.models import Job, JobType
 from certctl.jobs.queue import holds_lease, record_success
 from certctl.jobs.service import JobQueue
 from certctl.jobs.store import JobStore
-from certctl.pki.connector import IssueRequest
+from certctl.pki.connector import IssuedCertificate, IssuerConnector, IssueRequest
 from certctl.pki.errors import IssuerError, PermanentIssuerError
 from certctl.pki.keygen import generate_key_and_csr
 from certctl.pki.keys import KeyAlgorithm
@@ -71,6 +72,21 @@ class _Work:
     renews_order_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    job_id: str
+    attempt: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    work: _Work
+    issued: IssuedCertificate
+    csr_pem: str
+    encrypted_key: bytes
+
+
 class IssuanceProcessor:
     def __init__(
         self,
@@ -88,29 +104,40 @@ class IssuanceProcessor:
         self._connectors, self._queue = connectors, queue
         self.worker_id = worker_id or default_worker_id()
         self._lease, self._batch = lease, batch
+        self._batch_connectors: dict[str, IssuerConnector] = {}
 
     def run(self, now: datetime, deadline: Deadline | None = None) -> ProcessSummary:
-        """Claim and process due server jobs in batches until none are left or the deadline passes."""
+        """Claim and process due server jobs in batches until none are left or the deadline passes.
+
+        Per batch: one transaction reads every job's certificate, signing happens outside any
+        transaction, one transaction stores every result (each still checked against its lease)."""
         summary = ProcessSummary()
         while deadline is None or not deadline.expired:
             jobs = self._queue.claim(self.worker_id, self._clock.now(), self._lease, self._batch, types=ISSUANCE_TYPES)
             if not jobs:
                 break
             summary.claimed += len(jobs)
-            for job in jobs:
-                if self.process(job.id, job.attempts):
-                    summary.completed += 1
+            signed: list[_Signed] = []
+            self._batch_connectors.clear()  # re-read once per batch: an issuer edit applies to the next batch
+            for work in self._load([(job.id, job.attempts) for job in jobs]):
+                if isinstance(work, _Failure):
+                    self._fail(work.job_id, work.attempt, work.error, permanent=True)
+                    summary.failed += 1
+                elif (result := self._sign(work)) is not None:
+                    signed.append(result)
                 else:
                     summary.failed += 1
+            stored = self._store(signed)
+            summary.completed += stored
+            summary.failed += len(signed) - stored
         return summary
 
-    def process(self, job_id: str, attempt: int) -> bool:
-        """One claimed attempt; True when the job completed. Failures are recorded on the job."""
+    def _sign(self, work: _Work) -> _Signed | None:
+        """Key, CSR and certificate for one job, outside any transaction; a failure is recorded on the job."""
         try:
-            work = self._load(job_id, attempt)
-            if work is None:
-                return False
-            connector = self._connectors.get(work.issuer_id)
+            connector = self._batch_connectors.get(work.issuer_id)
+            if connector is None:
+                connector = self._batch_connectors[work.issuer_id] = self._connectors.get(work.issuer_id)
             generated = generate_key_and_csr(work.common_name, work.sans, _key_algorithm(work.rules))
             issued = connector.issue(
                 IssueRequest(
@@ -123,74 +150,98 @@ class IssuanceProcessor:
                     renews_order_id=work.renews_order_id,
                 )
             )
-            encrypted_key = self._cipher.encrypt(generated.key.private_key_pem())
+            encrypted_key = self._cipher.encrypt_many(generated.key.private_key_pem())
         except PermanentIssuerError as exc:
-            self._fail(job_id, attempt, str(exc), permanent=True)
-            return False
+            self._fail(work.job_id, work.attempt, str(exc), permanent=True)
+            return None
         except (IssuerError, CertctlError, ValueError) as exc:
-            self._fail(job_id, attempt, str(exc), permanent=False)
-            return False
-        with self._db.begin() as session:
-            found = JobStore(session).lock(job_id)
-            if found is None or not holds_lease(found[0], self.worker_id, attempt):
-                log.warning("issuance.lease_lost", extra={"job_id": job_id, "worker": self.worker_id})
-                return False
-            job = found[0]
-            cert = session.get(ManagedCertificate, job.certificate_id)
-            if cert is None:
-                return False
-            now = self._clock.now()
-            version = CertificateVersion(
-                id=new_id("certver"),
-                certificate_id=cert.id,
-                serial_number=issued.serial,
-                not_before=issued.not_before,
-                not_after=issued.not_after,
-                fingerprint_sha256=issued.fingerprint_sha256,
-                pem_chain=issued.cert_pem + issued.chain_pem,
-                csr_pem=generated.csr_pem,
-                key_algorithm=issued.key_algorithm.value,
-                key_size=issued.key_size,
-                encrypted_private_key=encrypted_key,
-                created_at=now,
-            )
-            session.add(version)
-            record_success(job, now)
-            if cert.status not in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
-                cert.status = CertificateStatus.ACTIVE
-            cert.expires_at, cert.last_renewal_at, cert.updated_at = issued.not_after, now, now
-            AuditRecorder(session, self._clock).record(
-                SYSTEM_ACTOR,
-                "renewal_job_completed",
-                "certificate",
-                cert.id,
-                {
-                    "job_id": job.id,
-                    "version_id": version.id,
-                    "serial": issued.serial,
-                    "not_after": issued.not_after.isoformat(),
-                },
-            )
-        return True
+            self._fail(work.job_id, work.attempt, str(exc), permanent=False)
+            return None
+        return _Signed(work=work, issued=issued, csr_pem=generated.csr_pem, encrypted_key=encrypted_key)
 
-    def _load(self, job_id: str, attempt: int) -> _Work | None:
+    def _store(self, results: list[_Signed]) -> int:
+        """Store the versions and complete the jobs still leased to this worker; returns how many."""
+        if not results:
+            return 0
+        stored = 0
         with self._db.begin() as session:
-            found = JobStore(session).lock(job_id)
-            if found is None or not holds_lease(found[0], self.worker_id, attempt):
-                return None
-            job = found[0]
-            cert = session.get(ManagedCertificate, job.certificate_id)
-            if cert is None or cert.status in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
-                raise PermanentIssuerError(f"certificate {job.certificate_id} can no longer be issued")
-            return _Work(
-                job_id=job.id,
-                attempt=attempt,
-                common_name=cert.common_name,
-                sans=tuple(cert.sans),
-                issuer_id=cert.issuer_id,
-                rules=_rules(session, cert),
-                renews_order_id=None,
-            )
+            audit = AuditRecorder(session, self._clock)
+            now = self._clock.now()
+            locked = _lock_jobs(session, [r.work.job_id for r in results])
+            for result in results:
+                job = locked.get(result.work.job_id)
+                if job is None or not holds_lease(job, self.worker_id, result.work.attempt):
+                    log.warning("issuance.lease_lost", extra={"job_id": result.work.job_id, "worker": self.worker_id})
+                    continue
+                issued = result.issued
+                cert = session.get(ManagedCertificate, job.certificate_id)
+                if cert is None:
+                    continue
+                version = CertificateVersion(
+                    id=new_id("certver"),
+                    certificate_id=cert.id,
+                    serial_number=issued.serial,
+                    not_before=issued.not_before,
+                    not_after=issued.not_after,
+                    fingerprint_sha256=issued.fingerprint_sha256,
+                    pem_chain=issued.cert_pem + issued.chain_pem,
+                    csr_pem=result.csr_pem,
+                    key_algorithm=issued.key_algorithm.value,
+                    key_size=issued.key_size,
+                    encrypted_private_key=result.encrypted_key,
+                    created_at=now,
+                )
+                session.add(version)
+                record_success(job, now)
+                if cert.status not in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
+                    cert.status = CertificateStatus.ACTIVE
+                cert.expires_at, cert.last_renewal_at, cert.updated_at = issued.not_after, now, now
+                audit.record(
+                    SYSTEM_ACTOR,
+                    "renewal_job_completed",
+                    "certificate",
+                    cert.id,
+                    {
+                        "job_id": job.id,
+                        "version_id": version.id,
+                        "serial": issued.serial,
+                        "not_after": issued.not_after.isoformat(),
+                    },
+                )
+                stored += 1
+        return stored
+
+    def _load(self, claimed: list[tuple[str, int]]) -> list[_Work | _Failure]:
+        """What each claimed job must issue, read in one transaction; profiles are read once each."""
+        loaded: list[_Work | _Failure] = []
+        with self._db.begin() as session:
+            rules: dict[str, ProfileRules | None] = {}
+            locked = _lock_jobs(session, [job_id for job_id, _ in claimed])
+            for job_id, attempt in claimed:
+                job = locked.get(job_id)
+                if job is None or not holds_lease(job, self.worker_id, attempt):
+                    continue
+                cert = session.get(ManagedCertificate, job.certificate_id)
+                if cert is None or cert.status in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
+                    loaded.append(
+                        _Failure(job_id, attempt, f"certificate {job.certificate_id} can no longer be issued")
+                    )
+                    continue
+                profile_id = cert.certificate_profile_id or ""
+                if profile_id not in rules:
+                    rules[profile_id] = _rules(session, cert)
+                loaded.append(
+                    _Work(
+                        job_id=job.id,
+                        attempt=attempt,
+                        common_name=cert.common_name,
+                        sans=tuple(cert.sans),
+                        issuer_id=cert.issuer_id,
+                        rules=rules[profile_id],
+                        renews_order_id=None,
+                    )
+                )
+        return loaded
 
     def _fail(self, job_id: str, attempt: int, error: str, *, permanent: bool) -> None:
         log.warning("issuance.failed", extra={"job_id": job_id, "error": error, "permanent": permanent})
@@ -202,6 +253,13 @@ class IssuanceProcessor:
                     # No retry can fix a bad request: spend the remaining attempts.
                     found[0].max_attempts = found[0].attempts
         self._queue.fail(job_id, self.worker_id, error, now, attempt=attempt)
+
+
+def _lock_jobs(session: Session, job_ids: list[str]) -> dict[str, Job]:
+    """The jobs, locked for the rest of the transaction (FOR UPDATE on PostgreSQL; SQLite's
+    BEGIN IMMEDIATE already holds the database's write lock)."""
+    rows = session.scalars(select(Job).where(Job.id.in_(job_ids)).order_by(Job.id).with_for_update())
+    return {job.id: job for job in rows}
 
 
 def _rules(session: Session, cert: ManagedCertificate) -> ProfileRules | None:

@@ -16,7 +16,7 @@ from certctl.pki.errors import IssuerError
 router = APIRouter(prefix="/issuers", tags=["issuers"])
 
 
-def issuer_service(ctx: Context) -> IssuerService:
+async def issuer_service(ctx: Context) -> IssuerService:
     return IssuerService(ctx.db, ctx.clock, ctx.cipher)
 
 

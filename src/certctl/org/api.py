@@ -15,11 +15,11 @@ teams = APIRouter(prefix="/teams", tags=["teams"])
 owners = APIRouter(prefix="/owners", tags=["owners"])
 
 
-def team_service(ctx: Context) -> TeamService:
+async def team_service(ctx: Context) -> TeamService:
     return TeamService(ctx.db, ctx.clock)
 
 
-def owner_service(ctx: Context) -> OwnerService:
+async def owner_service(ctx: Context) -> OwnerService:
     return OwnerService(ctx.db, ctx.clock)
 
 

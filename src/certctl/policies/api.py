@@ -14,7 +14,7 @@ from certctl.policies.service import RenewalPolicyService, RenewalPolicySpec
 router = APIRouter(prefix="/renewal-policies", tags=["renewal-policies"])
 
 
-def renewal_policy_service(ctx: Context) -> RenewalPolicyService:
+async def renewal_policy_service(ctx: Context) -> RenewalPolicyService:
     return RenewalPolicyService(ctx.db, ctx.clock)
 
 

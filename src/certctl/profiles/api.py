@@ -14,7 +14,7 @@ from certctl.profiles.service import ProfileService, ProfileSpec
 router = APIRouter(prefix="/profiles", tags=["profiles"])
 
 
-def profile_service(ctx: Context) -> ProfileService:
+async def profile_service(ctx: Context) -> ProfileService:
     return ProfileService(ctx.db, ctx.clock)
 
 

@@ -30,7 +30,7 @@ from certctl.stats.service import DEFAULT_DAYS, MAX_DAYS, StatsService
 router = APIRouter(tags=["stats"], dependencies=[Depends(current_actor)], responses=ERROR_RESPONSES)
 
 
-def stats_service(ctx: Context) -> StatsService:
+async def stats_service(ctx: Context) -> StatsService:
     return StatsService(
         ctx.db,
         ctx.clock,

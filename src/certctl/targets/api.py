@@ -16,7 +16,7 @@ from certctl.targets.service import TargetService, TargetSpec
 router = APIRouter(prefix="/targets", tags=["targets"])
 
 
-def target_service(ctx: Context) -> TargetService:
+async def target_service(ctx: Context) -> TargetService:
     return TargetService(ctx.db, ctx.clock, ctx.cipher)
 
 

@@ -1,0 +1,216 @@
+"""Certificate lifecycle figures (issue 3): cursor walk of the inventory and local-CA issuance end to end.
+
+1. Cursor walk: N certificates (bulk INSERT), then `GET /api/v1/certificates?page_size=100` page after
+   page through the whole app in-process (auth and middleware included); p50/p95 per page.
+   Target: p50 < 20 ms per page on 100,000 certificates in PostgreSQL.
+2. Issuance: M certificates created through `POST /api/v1/certificates` (server key generation, ECDSA
+   P-256), then the issuance processor signs them with the local CA until all are Active; the figure is
+   certificates per second from the first create to the last Active. Target ≥ 200/s. The raw
+   `cryptography` rate (key generation + CSR + signing a leaf, the same work) is measured in the same run
+   and the ratio printed, so the overhead of certctl itself is visible.
+
+    .venv/bin/python bench/lifecycle_bench.py                     # temporary SQLite file
+    CERTCTL_BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/certctl_bench_x \\
+        .venv/bin/python bench/lifecycle_bench.py --certificates 100000 --issue 1000
+
+The PostgreSQL database must exist and be empty; it is migrated here and left filled (drop it after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import func, insert, select
+
+from certctl.app import create_app
+from certctl.bootstrap import prepare
+from certctl.certificates.models import CertificateStatus, ManagedCertificate
+from certctl.certificates.processor import IssuanceProcessor, mark_certificate_failed
+from certctl.config import KeygenMode, Settings
+from certctl.context import AppContext
+from certctl.db import migrate
+from certctl.db.engine import make_engine
+from certctl.jobs.service import JobQueue
+from certctl.org.models import Owner, Team
+
+API_KEY = "bench-admin-key-0123456789"
+ENCRYPTION_KEY = "bench-encryption-passphrase-0123456789abcdef"
+BATCH = 5_000
+PAGE_TARGET_MS, ISSUANCE_TARGET = 20.0, 200.0
+
+
+def fill(context: AppContext, count: int) -> None:
+    now = context.clock.now()
+    with context.db.begin() as session:
+        session.add(Team(id="t-bench", name="bench", created_at=now, updated_at=now))
+        session.flush()
+        session.add(
+            Owner(
+                id="o-bench", name="Bench", email="bench@example.com", team_id="t-bench", created_at=now, updated_at=now
+            )
+        )
+    rows = [
+        {
+            "id": f"mc-bench-{i:07d}",
+            "name": f"bench-{i:07d}",
+            "common_name": f"host{i}.bench.example.com",
+            "sans": [],
+            "environment": "production",
+            "owner_id": "o-bench",
+            "team_id": "t-bench",
+            "issuer_id": "iss-local",
+            "renewal_policy_id": "rp-default",
+            "status": CertificateStatus.ACTIVE,
+            "expires_at": now + timedelta(days=31 + i % 300),
+            "tags": {},
+            "source": "API",
+            "created_at": now - timedelta(seconds=count - i),
+            "updated_at": now,
+        }
+        for i in range(count)
+    ]
+    for start in range(0, count, BATCH):
+        with context.db.begin() as session:
+            session.execute(insert(ManagedCertificate), rows[start : start + BATCH])
+
+
+async def walk(app: object, pages: int) -> list[float]:
+    timings: list[float] = []
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://bench", headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as client:
+        params: dict[str, str | int] = {"page_size": 100}
+        for _ in range(pages):
+            started = time.perf_counter()
+            response = await client.get("/api/v1/certificates", params=params)
+            timings.append((time.perf_counter() - started) * 1000)
+            body = response.json()
+            if response.status_code != 200 or "next_cursor" not in body:
+                break
+            params["cursor"] = body["next_cursor"]
+    return timings
+
+
+async def create_many(app: object, count: int) -> None:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://bench", headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as client:
+        for i in range(count):
+            response = await client.post(
+                "/api/v1/certificates",
+                json={
+                    "name": f"issue-{i}",
+                    "common_name": f"issue{i}.bench.example.com",
+                    "owner_id": "o-bench",
+                    "team_id": "t-bench",
+                    "issuer_id": "iss-local",
+                    "renewal_policy_id": "rp-default",
+                },
+            )
+            if response.status_code != 201:
+                raise SystemExit(f"create failed: {response.status_code} {response.text}")
+
+
+def raw_crypto_rate(count: int) -> float:
+    """Key + CSR + leaf signature with cryptography alone: the floor of what issuance costs."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    for i in range(count):
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"h{i}.example.com")])
+        csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+        (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(ca_name)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + timedelta(days=90))
+            .sign(ca_key, hashes.SHA256())
+        )
+    return count / (time.perf_counter() - started)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--certificates", type=int, default=100_000)
+    parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--issue", type=int, default=500)
+    args = parser.parse_args()
+    url = os.environ.get("CERTCTL_BENCH_DATABASE_URL")
+    workdir = Path(tempfile.mkdtemp(prefix="certctl-bench-"))
+    try:
+        settings = Settings(
+            data_dir=workdir,
+            database_url=url or f"sqlite:///{workdir / 'bench.db'}",
+            api_keys_named=f"bench:{API_KEY}:admin",
+            config_encryption_key=ENCRYPTION_KEY,
+            rate_limit_enabled=False,
+            keygen_mode=KeygenMode.SERVER,
+        )
+        migrate.upgrade(make_engine(settings.sqlalchemy_url))
+        context = prepare(settings, run_migrations=False)
+        app = create_app(context)
+        engine_name = context.db.dialect
+        started = time.perf_counter()
+        fill(context, args.certificates)
+        print(
+            f"database: {engine_name}; filled {args.certificates} certificates in {time.perf_counter() - started:.1f} s"
+        )
+        asyncio.run(walk(app, 5))  # warm-up
+        pages = asyncio.run(walk(app, args.pages))
+        print(
+            f"cursor walk, page_size=100: {len(pages)} pages, p50 {statistics.median(pages):.1f} ms, "
+            f"p95 {percentile(pages, 0.95):.1f} ms (target p50 < {PAGE_TARGET_MS:.0f} ms)"
+        )
+
+        queue = JobQueue(context.db, context.clock, on_terminal_failure=mark_certificate_failed)
+        processor = IssuanceProcessor(context.db, context.clock, context.cipher, context.connectors, queue, batch=50)
+        context.connectors.get("iss-local")  # the CA is made once, before the clock starts
+        started = time.perf_counter()
+        asyncio.run(create_many(app, args.issue))
+        processor.run(context.clock.now())
+        elapsed = time.perf_counter() - started
+        with context.db.begin() as session:
+            active = session.scalar(
+                select(func.count()).where(
+                    ManagedCertificate.name.like("issue-%"), ManagedCertificate.status == CertificateStatus.ACTIVE
+                )
+            )
+        rate = (active or 0) / elapsed
+        raw = raw_crypto_rate(min(args.issue, 2000))
+        print(
+            f"issuance end to end (API create → Active, server keygen, ECDSA P-256): {active}/{args.issue} "
+            f"in {elapsed:.2f} s = {rate:.0f} certificates/s (target ≥ {ISSUANCE_TARGET:.0f}/s)"
+        )
+        print(f"raw cryptography (key + CSR + sign): {raw:.0f}/s; certctl reaches {rate / raw:.1%} of it")
+        context.db.dispose()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
