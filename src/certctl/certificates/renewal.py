@@ -15,7 +15,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,15 @@ from sqlalchemy.orm import Session, aliased
 from certctl.audit.service import AuditRecorder
 from certctl.certificates.issuance import start_issuance
 from certctl.certificates.models import CertificateStatus, CertificateVersion, ManagedCertificate
-from certctl.certificates.renewal_window import RenewalTrigger, RenewalWindow, renewal_trigger
+from certctl.certificates.renewal_window import (
+    CHECKED_STATUSES,
+    Hold,
+    RenewalDecision,
+    RenewalTrigger,
+    RenewalWindow,
+    decide,
+    renewal_trigger,
+)
 from certctl.certificates.store import BATCH_SIZE, OPEN_JOB_STATUSES
 from certctl.clock import Clock
 from certctl.config import KeygenMode
@@ -42,18 +50,6 @@ from certctl.security.roles import SYSTEM_ACTOR
 log = logging.getLogger("certctl.renewal")
 
 RESOURCE_TYPE = "certificate"
-# The checker looks at these; RenewalInProgress waits for its job, Expired/Revoked/Archived are done (§7.2).
-CHECKED_STATUSES: frozenset[CertificateStatus] = frozenset(
-    {CertificateStatus.PENDING, CertificateStatus.ACTIVE, CertificateStatus.EXPIRING, CertificateStatus.FAILED}
-)
-# expires_at passed → Expired (§3.1). A Pending certificate has no such transition and keeps its status.
-EXPIRABLE_STATUSES: frozenset[CertificateStatus] = frozenset(
-    {CertificateStatus.ACTIVE, CertificateStatus.EXPIRING, CertificateStatus.FAILED}
-)
-# Failed certificates wait for an operator (§3.1); Expired ones are renewed only by manual or bulk renew.
-AUTO_RENEWABLE_STATUSES: frozenset[CertificateStatus] = frozenset(
-    {CertificateStatus.PENDING, CertificateStatus.ACTIVE, CertificateStatus.EXPIRING}
-)
 SHORT_LIVED_EXPIRABLE_STATUSES = (CertificateStatus.ACTIVE, CertificateStatus.EXPIRING)
 # §7.2: candidates expire within their policy's largest horizon "plus one day".
 HORIZON_SLACK = timedelta(days=1)
@@ -121,18 +117,16 @@ class _Policy:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What the rules say for one certificate; `skip` names the counter explaining a missing job."""
+    """A decision and the row state it was made on; `changed` when the lock found that state gone."""
 
     status: CertificateStatus
     expires_at: datetime
     trigger: RenewalTrigger
-    new_status: CertificateStatus | None = None
-    renew: bool = False
-    skip: str | None = None
+    decision: RenewalDecision
+    changed: bool = False
 
-    @property
-    def acts(self) -> bool:
-        return self.new_status is not None or self.renew
+
+_HELD = {Hold.FAILED: "skipped_failed", Hold.AUTO_RENEW_OFF: "skipped_auto_renew_off"}
 
 
 @dataclass
@@ -141,6 +135,7 @@ class _Run:
     policies: Mapping[str, _Policy]
     cutoffs: Mapping[str, datetime]  # per policy: certificates expiring later cannot need anything now
     counts: Counter[str] = field(default_factory=Counter)
+    connectors: dict[str, bool] = field(default_factory=dict)  # issuer id -> has a connector
 
 
 class RenewalChecker:
@@ -178,7 +173,6 @@ class RenewalChecker:
         run = self._start(self._clock.now())
         if run is None:
             return RenewalSummary()
-        connectors: dict[str, bool] = {}
         after: tuple[datetime, str] | None = None
         finished = True
         batches = 0
@@ -192,9 +186,9 @@ class RenewalChecker:
                     break
                 after = (_expiry(certs[-1]), certs[-1].id)
                 batches += 1
-                self._check_batch(session, run, certs, connectors)
+                self._check_batch(session, run, certs)
         summary = RenewalSummary(batches=batches, finished=finished, **run.counts)
-        log.info("renewal.check_finished", extra={"summary": summary})
+        log.info("renewal.check_finished", extra=asdict(summary))
         if not finished:
             log.warning("renewal.check_deadline", extra={"scanned": summary.scanned})
         return summary
@@ -215,17 +209,17 @@ class RenewalChecker:
 
     # -- per batch ----------------------------------------------------------------------------------------
 
-    def _check_batch(
-        self, session: Session, run: _Run, certs: Sequence[ManagedCertificate], connectors: dict[str, bool]
-    ) -> None:
+    def _check_batch(self, session: Session, run: _Run, certs: Sequence[ManagedCertificate]) -> None:
         percent_ids = [c.id for c in certs if run.policies[c.renewal_policy_id].window.percent is not None]
         validity = _latest_validity(session, percent_ids) if percent_ids else {}
         plans = {cert.id: self._plan(run, cert, validity.get(cert.id)) for cert in certs}
-        acting = [cert.id for cert in certs if plans[cert.id].acts]
+        acting = [cert.id for cert in certs if plans[cert.id].decision.acts]
         if acting:
             # Re-read under a row lock before changing anything: another checker, a manual renew or a
-            # finished issuance may have moved the certificate since the batch was read (SQLite needs no
-            # lock: its batch transaction already holds the database's write lock).
+            # finished issuance may have moved the certificate since the batch was read. While the lock is
+            # held nobody else can add a job for it either (the job's foreign key needs a share lock on the
+            # row). Locked in id order, as bulk renew goes, so the two never deadlock. SQLite ignores FOR
+            # UPDATE: its batch transaction already holds the database's write lock.
             session.execute(
                 select(ManagedCertificate)
                 .where(ManagedCertificate.id.in_(acting))
@@ -233,32 +227,24 @@ class RenewalChecker:
                 .with_for_update()
                 .execution_options(populate_existing=True)
             ).all()
-        renewing = [cert.id for cert in certs if plans[cert.id].renew]
+            for cert in certs:
+                plans[cert.id] = self._recheck(run, cert, plans[cert.id])
+        renewing = [cert.id for cert in certs if plans[cert.id].decision.renew]
         open_jobs = _with_open_issuance_job(session, renewing) if renewing else set()
-        audit = AuditRecorder(session, self._clock)
-        for cert in certs:
-            run.counts["scanned"] += 1
-            plan = plans[cert.id]
-            if plan.acts and (cert.status, cert.expires_at) != (plan.status, plan.expires_at):
-                if cert.expires_at != plan.expires_at or cert.status not in CHECKED_STATUSES:
-                    run.counts["skipped_changed"] += 1
-                    continue
-                plan = self._plan(run, cert, validity.get(cert.id), trigger=plan.trigger)
-            job_id = self._apply(session, run, audit, cert, plan, connectors, open_jobs)
-            if self._on_expiry_check is not None:
-                policy = run.policies[cert.renewal_policy_id]
-                self._on_expiry_check(
-                    session,
-                    ExpiryCheck(
-                        certificate_id=cert.id,
-                        renewal_policy_id=policy.id,
-                        status=plan.new_status or plan.status,
-                        expires_at=plan.expires_at,
-                        checked_at=run.now,
-                        alert_thresholds_days=policy.alert_thresholds_days,
-                        renewal_job_id=job_id,
-                    ),
-                )
+        counts_before = run.counts.copy()
+        try:
+            # Fast path: one savepoint for the batch. Under the lock no open job can appear unseen, so
+            # `start_issuance` should never meet the one-open-job index here...
+            with session.begin_nested():
+                for cert in certs:
+                    self._check_one(session, run, cert, plans[cert.id], open_jobs, careful=False)
+        except Conflict:
+            # ...and should it ever, the batch is redone with a savepoint per certificate, where a refused
+            # job counts as "already renewing".
+            log.warning("renewal.batch_conflict", extra={"first_id": certs[0].id, "size": len(certs)})
+            run.counts = counts_before
+            for cert in certs:
+                self._check_one(session, run, cert, plans[cert.id], open_jobs, careful=True)
 
     def _plan(
         self,
@@ -272,70 +258,111 @@ class RenewalChecker:
         if trigger is None:
             not_before, not_after = validity or (None, None)
             trigger = renewal_trigger(expires_at, policy.window, not_before, not_after)
-        plan = _Plan(status=cert.status, expires_at=expires_at, trigger=trigger)
-        if expires_at <= run.now:
-            expired = CertificateStatus.EXPIRED if cert.status in EXPIRABLE_STATUSES else None
-            return _Plan(plan.status, expires_at, trigger, new_status=expired)
-        if run.now < trigger.at:
-            return plan
-        expiring = CertificateStatus.EXPIRING if cert.status is CertificateStatus.ACTIVE else None
-        if cert.status not in AUTO_RENEWABLE_STATUSES:
-            return _Plan(plan.status, expires_at, trigger, new_status=expiring, skip="skipped_failed")
-        if not policy.auto_renew:
-            return _Plan(plan.status, expires_at, trigger, new_status=expiring, skip="skipped_auto_renew_off")
-        return _Plan(plan.status, expires_at, trigger, new_status=expiring, renew=True)
+        decision = decide(cert.status, expires_at, trigger.at, run.now, auto_renew=policy.auto_renew)
+        return _Plan(cert.status, expires_at, trigger, decision)
 
-    def _apply(
+    def _recheck(self, run: _Run, cert: ManagedCertificate, plan: _Plan) -> _Plan:
+        """The plan for the row as the lock found it; nothing applies if it was renewed meanwhile."""
+        if not plan.decision.acts or (cert.status, cert.expires_at) == (plan.status, plan.expires_at):
+            return plan
+        if cert.expires_at != plan.expires_at or cert.status not in CHECKED_STATUSES:
+            return replace(plan, decision=RenewalDecision(), changed=True)
+        return self._plan(run, cert, None, trigger=plan.trigger)
+
+    def _check_one(
         self,
         session: Session,
         run: _Run,
-        audit: AuditRecorder,
         cert: ManagedCertificate,
         plan: _Plan,
-        connectors: dict[str, bool],
         open_jobs: Collection[str],
+        *,
+        careful: bool,
+    ) -> None:
+        run.counts["scanned"] += 1
+        if plan.changed:
+            run.counts["skipped_changed"] += 1
+            return
+        new_status = plan.decision.new_status
+        if new_status is not None:
+            self._move(session, run, cert, plan, new_status)
+        job_id = self._renew(session, run, cert, plan, open_jobs, careful=careful) if plan.decision.renew else None
+        if plan.decision.hold is not None:
+            run.counts[_HELD[plan.decision.hold]] += 1
+        if self._on_expiry_check is not None:
+            policy = run.policies[cert.renewal_policy_id]
+            check = ExpiryCheck(
+                certificate_id=cert.id,
+                renewal_policy_id=policy.id,
+                status=new_status or plan.status,
+                expires_at=plan.expires_at,
+                checked_at=run.now,
+                alert_thresholds_days=policy.alert_thresholds_days,
+                renewal_job_id=job_id,
+            )
+            self._on_expiry_check(session, check)
+
+    def _move(
+        self, session: Session, run: _Run, cert: ManagedCertificate, plan: _Plan, new_status: CertificateStatus
+    ) -> None:
+        """The Expiring or Expired transition, audited."""
+        cert.status, cert.updated_at = new_status, run.now
+        expired = new_status is CertificateStatus.EXPIRED
+        details: dict[str, Any] = {"previous_status": plan.status.value, "expires_at": plan.expires_at.isoformat()}
+        if not expired:
+            details |= {"renewal_trigger": plan.trigger.reason.value, "trigger_at": plan.trigger.at.isoformat()}
+        action = "certificate_expired" if expired else "certificate_expiring"
+        AuditRecorder(session, self._clock).record(SYSTEM_ACTOR, action, RESOURCE_TYPE, cert.id, details)
+        run.counts["marked_expired" if expired else "marked_expiring"] += 1
+
+    def _renew(
+        self,
+        session: Session,
+        run: _Run,
+        cert: ManagedCertificate,
+        plan: _Plan,
+        open_jobs: Collection[str],
+        *,
+        careful: bool,
     ) -> str | None:
-        if plan.skip is not None:
-            run.counts[plan.skip] += 1
-        if plan.new_status is not None:
-            previous = cert.status
-            cert.status, cert.updated_at = plan.new_status, run.now
-            expired = plan.new_status is CertificateStatus.EXPIRED
-            details: dict[str, Any] = {"previous_status": previous.value, "expires_at": plan.expires_at.isoformat()}
-            if not expired:
-                details |= {"renewal_trigger": plan.trigger.reason.value, "trigger_at": plan.trigger.at.isoformat()}
-            action = "certificate_expired" if expired else "certificate_expiring"
-            audit.record(SYSTEM_ACTOR, action, RESOURCE_TYPE, cert.id, details)
-            run.counts["marked_expired" if expired else "marked_expiring"] += 1
-        if not plan.renew:
-            return None
-        if cert.issuer_id not in connectors:
-            connectors[cert.issuer_id] = self._has_connector(cert.issuer_id)
-        if not connectors[cert.issuer_id]:
+        """Start the renewal job unless the issuer has no connector or a job is open; the job's id."""
+        if cert.issuer_id not in run.connectors:
+            run.connectors[cert.issuer_id] = self._has_connector(cert.issuer_id)
+        if not run.connectors[cert.issuer_id]:
             run.counts["skipped_no_connector"] += 1
             return None
-        if cert.id in open_jobs:
+        if cert.id in open_jobs:  # awaiting approval, or a manual renew got there first
             run.counts["skipped_open_job"] += 1
             return None
-        try:
-            with session.begin_nested():
-                job = start_issuance(
-                    session,
-                    cert,
-                    actor=SYSTEM_ACTOR,
-                    clock=self._clock,
-                    keygen_mode=self._keygen_mode,
-                    trigger=plan.trigger.reason.value,
-                )
-        except Conflict as exc:
-            # Another replica or a manual renew got there first (the one-open-job index): already renewing.
-            log.info("renewal.already_renewing", extra={"certificate_id": cert.id, "reason": str(exc)})
-            run.counts["skipped_open_job"] += 1
-            return None
+        if careful:
+            try:
+                with session.begin_nested():
+                    job = self._start_renewal(session, cert, plan)
+            except Conflict as exc:
+                # The one-open-job index refused ours: already renewing. The savepoint drops the half-made
+                # job and its audit row.
+                log.info("renewal.already_renewing", extra={"certificate_id": cert.id, "reason": str(exc)})
+                run.counts["skipped_open_job"] += 1
+                return None
+        else:
+            # Nothing start_issuance reads depends on this batch's pending changes; without autoflush the
+            # status change, the job and the audit rows reach the database in one flush.
+            with session.no_autoflush:
+                job = self._start_renewal(session, cert, plan)
         run.counts["jobs_created"] += 1
         if job.status is JobStatus.AWAITING_APPROVAL:
             run.counts["awaiting_approval"] += 1
         return job.id
+
+    def _start_renewal(self, session: Session, cert: ManagedCertificate, plan: _Plan) -> Job:
+        return start_issuance(
+            session,
+            cert,
+            actor=SYSTEM_ACTOR,
+            clock=self._clock,
+            keygen_mode=self._keygen_mode,
+            trigger=plan.trigger.reason.value,
+        )
 
 
 def expire_short_lived(

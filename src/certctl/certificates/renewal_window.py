@@ -1,6 +1,7 @@
-"""When renewal opens for a certificate: the policy's days window, its percent window, the earlier wins.
+"""The renewal check's rules, free of the database: when renewal opens (the policy's days window or its
+percent window, the earlier wins) and what the checker does with a certificate (core.md §2.8, §3.1, §7.2).
 
-Pure time maths on aware datetimes (core.md §2.8, §7.2); the renewal checker in `renewal.py` applies it.
+Aware datetimes only; `renewal.py` reads the rows, applies the decisions and owns the transactions.
 """
 
 from __future__ import annotations
@@ -9,6 +10,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from certctl.certificates.models import CertificateStatus
+
+S = CertificateStatus
+# The checker looks at these; RenewalInProgress waits for its job, Expired/Revoked/Archived are done (§7.2).
+CHECKED_STATUSES: frozenset[CertificateStatus] = frozenset({S.PENDING, S.ACTIVE, S.EXPIRING, S.FAILED})
+# expires_at passed → Expired (§3.1); Pending has no such transition and keeps its status.
+EXPIRABLE_STATUSES: frozenset[CertificateStatus] = frozenset({S.ACTIVE, S.EXPIRING, S.FAILED})
+# Failed certificates wait for an operator (§3.1); Expired ones are renewed only by manual or bulk renew.
+AUTO_RENEWABLE_STATUSES: frozenset[CertificateStatus] = frozenset({S.PENDING, S.ACTIVE, S.EXPIRING})
 PERCENT_RANGE = (1, 99)  # renewal_window_percent (core.md §2.8)
 
 
@@ -95,3 +105,48 @@ def _require_aware(**values: datetime) -> None:
     for name, value in values.items():
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"{name} must be an aware datetime")
+
+
+class Hold(StrEnum):
+    """Why a certificate inside its renewal window gets no automatic job."""
+
+    FAILED = "failed"  # an operator must act (core.md §3.1)
+    AUTO_RENEW_OFF = "auto_renew_off"
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalDecision:
+    """What the renewal check does with one certificate. `renew` still depends on the issuer having a
+    connector and on no Issuance/Renewal job being open, which only the caller can know."""
+
+    new_status: CertificateStatus | None = None  # Expiring or Expired
+    renew: bool = False
+    hold: Hold | None = None
+
+    @property
+    def acts(self) -> bool:
+        return self.new_status is not None or self.renew
+
+
+def decide(
+    status: CertificateStatus, expires_at: datetime, trigger_at: datetime, now: datetime, *, auto_renew: bool
+) -> RenewalDecision:
+    """The rules of core.md §3.1 and §7.2 for a certificate the checker looks at.
+
+    Past expiry (`expires_at <= now`): Active, Expiring and Failed become Expired, and nothing is renewed,
+    not even in the run that finds the expiry: renewing an expired certificate is an operator's call.
+    From `trigger_at` on: Active becomes Expiring, and Pending/Active/Expiring are renewed when
+    `auto_renew` is set (Failed ones are held). Statuses outside CHECKED_STATUSES are left alone.
+    """
+    if status not in CHECKED_STATUSES:
+        return RenewalDecision()
+    if expires_at <= now:
+        return RenewalDecision(new_status=S.EXPIRED if status in EXPIRABLE_STATUSES else None)
+    if now < trigger_at:
+        return RenewalDecision()
+    expiring = S.EXPIRING if status is S.ACTIVE else None
+    if status not in AUTO_RENEWABLE_STATUSES:
+        return RenewalDecision(new_status=expiring, hold=Hold.FAILED)
+    if not auto_renew:
+        return RenewalDecision(new_status=expiring, hold=Hold.AUTO_RENEW_OFF)
+    return RenewalDecision(new_status=expiring, renew=True)
