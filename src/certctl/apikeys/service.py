@@ -40,7 +40,7 @@ class ApiKeyService:
         if entry is not None:
             return Actor(name=entry.name, role=entry.role)
         digest = hash_key(presented)
-        with self._db.begin() as session:
+        with self._db.read() as session:
             row = ApiKeyStore(session).by_hash(digest)
             # The index look-up is by a hash of the secret; compare again in constant time anyway.
             if row is None or not hmac.compare_digest(row.key_hash, digest):

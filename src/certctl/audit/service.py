@@ -62,7 +62,7 @@ class AuditService:
             return AuditStore(session).get(event_id)
 
     def list_page(self, flt: AuditFilter, request: PageRequest) -> Page[AuditEvent]:
-        with self._db.begin() as session:
+        with self._db.read() as session:
             store = AuditStore(session)
             return store.paginate(store.filtered(flt), request)
 

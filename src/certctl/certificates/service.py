@@ -72,19 +72,19 @@ class CertificateService:
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, cert_id: str) -> CertificateView:
-        with self._db.begin() as session:
+        with self._db.read() as session:
             store = CertificateStore(session)
             cert = store.get(cert_id)
             return CertificateView(cert, store.target_ids([cert.id])[cert.id])
 
     def list_page(self, flt: CertificateFilter, sort: Sort, request: PageRequest) -> Page[CertificateView]:
-        with self._db.begin() as session:
+        with self._db.read() as session:
             store = CertificateStore(session)
             page = store.paginate(listing.ordered(listing.filtered(flt), sort), request)
             return Page(items=_views(store, page.items), total=page.total, page=page.page, per_page=page.per_page)
 
     def list_after(self, flt: CertificateFilter, sort: Sort, cursor: str | None, size: int) -> CursorPage:
-        with self._db.begin() as session:
+        with self._db.read() as session:
             store = CertificateStore(session)
             base = listing.filtered(flt)
             total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
@@ -98,7 +98,7 @@ class CertificateService:
             return CursorPage(items=_views(store, rows), total=total, next_cursor=next_cursor)
 
     def versions(self, cert_id: str, request: PageRequest) -> Page[CertificateVersion]:
-        with self._db.begin() as session:
+        with self._db.read() as session:
             store = CertificateStore(session)
             store.get(cert_id)
             return store.paginate(store.versions(cert_id), request)
@@ -282,7 +282,7 @@ class CertificateService:
             return version.pem_chain
 
     def mapped_targets(self, cert_id: str) -> list[DeploymentTarget]:
-        with self._db.begin() as session:
+        with self._db.read() as session:
             store = CertificateStore(session)
             store.get(cert_id)
             ids = store.target_ids([cert_id])[cert_id]

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READ_ONLY_OPTION = "certctl_read_only"
 
 
 def make_engine(url: str, *, max_conns: int = 25, echo: bool = False) -> Engine:
@@ -49,8 +50,11 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Take the write lock at the start, so two writers never deadlock upgrading a read lock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock at the start, so two writers never deadlock upgrading a read
+        # lock. Read-only work (Database.read) begins deferred: in WAL mode it never waits for a
+        # writer, and a read inside a write (same thread, another connection) cannot deadlock.
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -74,6 +78,14 @@ class Database:
     def begin(self) -> Iterator[Session]:
         with self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A transaction that only reads (not enforced): deferred BEGIN on SQLite, ordinary on PostgreSQL."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{READ_ONLY_OPTION: True})
+            with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                yield session
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

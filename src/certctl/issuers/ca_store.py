@@ -18,7 +18,7 @@ class DatabaseCAStore:
         self._db, self._cipher, self._clock = db, cipher, clock
 
     def load(self, issuer_id: str) -> CAMaterial | None:
-        with self._db.begin() as session:
+        with self._db.read() as session:
             row = session.get(IssuerCAMaterial, issuer_id)
             if row is None:
                 return None

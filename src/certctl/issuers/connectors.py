@@ -30,7 +30,7 @@ class ConnectorRegistry:
 
     def get(self, issuer_id: str) -> IssuerConnector:
         """The connector for an enabled issuer; raises NotFound, ValidationFailed or IssuerConfigError."""
-        with self._db.begin() as session:
+        with self._db.read() as session:
             issuer = session.get(Issuer, issuer_id)
             if issuer is None:
                 raise NotFound("issuer", issuer_id)
