@@ -207,8 +207,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     fields = Settings.model_fields
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else "?"
-        env = ENV_PREFIX + name.upper()
-        field = fields.get(name)
+        env = name.upper() if name.upper().startswith(ENV_PREFIX) else ENV_PREFIX + name.upper()
+        field = fields.get(name) or fields.get(env.removeprefix(ENV_PREFIX).lower())
         accepted = field.description if field and field.description else "see docs/configuration.md"
         raw = os.environ.get(env)
         shown = "(set)" if raw is not None and _is_secret(name) else repr(raw) if raw is not None else "value"
