@@ -91,6 +91,7 @@ def create_app(context: AppContext, background: Background | None = None) -> Fas
     app.add_middleware(
         AuthMiddleware,
         authenticate=context.api_keys.authenticate,
+        authenticate_in_memory=context.api_keys.authenticate_env,
         anonymous=ANONYMOUS_ACTOR if context.auth_disabled else None,
     )
     app.add_middleware(CORSMiddleware, origins=settings.cors_origins)

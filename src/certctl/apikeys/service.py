@@ -35,10 +35,15 @@ class ApiKeyService:
     def env_keys(self) -> tuple[ApiKeyEntry, ...]:
         return self._env_keys
 
-    def authenticate(self, presented: str) -> Actor | None:
+    def authenticate_env(self, presented: str) -> Actor | None:
+        """Keys from CERTCTL_API_KEYS_NAMED / CERTCTL_AUTH_SECRET only (no database)."""
         entry = match_key(presented, self._env_keys)
-        if entry is not None:
-            return Actor(name=entry.name, role=entry.role)
+        return Actor(name=entry.name, role=entry.role) if entry is not None else None
+
+    def authenticate(self, presented: str) -> Actor | None:
+        actor = self.authenticate_env(presented)
+        if actor is not None:
+            return actor
         digest = hash_key(presented)
         with self._db.read() as session:
             row = ApiKeyStore(session).by_hash(digest)

@@ -29,13 +29,17 @@ def start_issuance(
     keygen_mode: KeygenMode,
     force: bool = False,
     trigger: str = "manual",
+    brand_new: bool = False,
 ) -> Job:
-    """Create the Issuance (never issued) or Renewal job and move the certificate along (core.md §3.1)."""
+    """Create the Issuance (never issued) or Renewal job and move the certificate along (core.md §3.1).
+
+    `brand_new`: the certificate was inserted in this transaction, so it has no job and no version yet.
+    """
     if cert.status in NOT_RENEWABLE:
         raise ValidationFailed(f"certificate {cert.id} is {cert.status.value} and cannot be renewed")
     store = CertificateStore(session)
     now = clock.now()
-    open_jobs = store.open_issuance_jobs(cert.id)
+    open_jobs = [] if brand_new else store.open_issuance_jobs(cert.id)
     if open_jobs:
         if not force:
             raise Conflict(
@@ -48,7 +52,7 @@ def start_issuance(
         store.flush()  # the partial unique index allows one open job: cancel before inserting
     policy = session.get(RenewalPolicy, cert.renewal_policy_id)
     profile = session.get(CertificateProfile, cert.certificate_profile_id) if cert.certificate_profile_id else None
-    never_issued = store.latest_version(cert.id) is None
+    never_issued = brand_new or store.latest_version(cert.id) is None
     if profile is not None and profile.requires_approval:
         status = JobStatus.AWAITING_APPROVAL
     elif keygen_mode is KeygenMode.AGENT:

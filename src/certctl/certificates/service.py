@@ -109,7 +109,7 @@ class CertificateService:
         with self._db.begin() as session:
             store = CertificateStore(session)
             cert_id = spec.id or new_id("mc")
-            if store.find(cert_id) is not None:
+            if spec.id is not None and store.find(cert_id) is not None:
                 raise Conflict(f"certificate {cert_id} already exists")
             if store.name_taken(spec.name):
                 raise AlreadyExists("certificate", "name", spec.name)
@@ -141,7 +141,8 @@ class CertificateService:
                     updated_at=now,
                 )
             )
-            store.replace_targets(cert.id, targets, now)
+            if targets:
+                store.replace_targets(cert.id, targets, now)
             audit = AuditRecorder(session, self._clock)
             audit.record(
                 actor,
@@ -154,9 +155,15 @@ class CertificateService:
                 self._import(session, cert, spec.certificate_pem)
             elif spec.status in (None, CertificateStatus.PENDING):
                 start_issuance(
-                    session, cert, actor=actor, clock=self._clock, keygen_mode=self._keygen_mode, trigger="created"
+                    session,
+                    cert,
+                    actor=actor,
+                    clock=self._clock,
+                    keygen_mode=self._keygen_mode,
+                    trigger="created",
+                    brand_new=True,
                 )
-            return CertificateView(cert, store.target_ids([cert.id])[cert.id])
+            return CertificateView(cert, targets)
 
     def update(self, cert_id: str, changes: Mapping[str, Any], actor: Actor) -> CertificateView:
         now = self._clock.now()
