@@ -11,6 +11,9 @@ from certctl.db.store import DEFAULT_PER_PAGE, MAX_PER_PAGE, PageRequest
 from certctl.errors import Forbidden, Unauthorized, ValidationFailed
 from certctl.security.roles import Actor
 
+# Offsets stay far inside a 64-bit integer on both databases (500 rows x 10^7 pages).
+MAX_PAGE = 10_000_000
+
 
 async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
@@ -31,7 +34,7 @@ async def require_admin(actor: Annotated[Actor, Depends(current_actor)]) -> Acto
 
 
 async def page_request(
-    page: Annotated[int | None, Query(description="1-based page number (default 1)")] = None,
+    page: Annotated[int | None, Query(description=f"1-based page number, at most {MAX_PAGE} (default 1)")] = None,
     per_page: Annotated[int | None, Query(description=f"rows per page, 1-{MAX_PER_PAGE} (default 50)")] = None,
     limit: Annotated[int | None, Query(description="alias of per_page")] = None,
 ) -> PageRequest:
@@ -39,6 +42,8 @@ async def page_request(
     size = per_page if per_page is not None else limit
     if size is not None and size > MAX_PER_PAGE:
         raise ValidationFailed(f"per_page must be between 1 and {MAX_PER_PAGE}")
+    if page is not None and page > MAX_PAGE:
+        raise ValidationFailed(f"page must be between 1 and {MAX_PAGE}; use cursor pagination to go deeper")
     return PageRequest(
         page=page if page is not None and page >= 1 else 1,
         per_page=size if size is not None and size >= 1 else DEFAULT_PER_PAGE,

@@ -45,6 +45,7 @@ class AuthCheckOut(BaseModel):
     role: str
 
 
+@router.head("/health", include_in_schema=False)  # load-balancer probes
 @router.get("/health", response_model=HealthOut)
 def health() -> HealthOut:
     return HealthOut(status="healthy")
