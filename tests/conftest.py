@@ -124,14 +124,18 @@ def pg_migrated_url(pg_databases: PgDatabases | None) -> str | None:
     return url
 
 
-def _truncate_postgres(url: str) -> None:
+def empty_postgres(url: str) -> None:
+    """Delete every row. DELETE on a handful of rows takes ~10 ms where TRUNCATE takes ~0.6 s (a new file
+    per table, each synced). Replica mode skips foreign-key and append-only triggers: tests need a clean
+    slate, the product never does this."""
     engine = create_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-    with engine.begin() as conn:
-        # Tests need a clean slate; replica mode switches off the audit trail's append-only triggers.
-        conn.execute(text("SET LOCAL session_replication_role = replica"))
-        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
-    engine.dispose()
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -145,7 +149,7 @@ def database_url(
         return f"sqlite:///{path}"
     if pg_migrated_url is None:
         pytest.skip("PostgreSQL not available (set CERTCTL_TEST_DATABASE_URL)")
-    _truncate_postgres(pg_migrated_url)
+    empty_postgres(pg_migrated_url)
     return pg_migrated_url
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select
 
 from certctl.agents.models import Agent, AgentStatus
 from certctl.audit.models import AuditEvent
 from certctl.certificates.models import ManagedCertificate
 from certctl.db.engine import Database
-from certctl.db.models import metadata
 from certctl.ids import new_id
 from certctl.issuers.models import Issuer, IssuerType
 from certctl.jobs.models import Job, JobStatus, JobType
@@ -133,16 +132,3 @@ def audit_actions(db: Database, resource_id: str | None = None) -> list[str]:
         stmt = stmt.where(AuditEvent.resource_id == resource_id)
     with db.begin() as session:
         return list(session.scalars(stmt))
-
-
-def empty_postgres(url: str) -> None:
-    """Delete every row (the root conftest's TRUNCATE takes ~0.6 s here: a new file per table, each synced;
-    DELETE on a handful of rows takes ~10 ms). Replica mode skips foreign-key and append-only triggers."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("SET LOCAL session_replication_role = replica"))
-            for table in reversed(metadata.sorted_tables):
-                conn.execute(table.delete())
-    finally:
-        engine.dispose()

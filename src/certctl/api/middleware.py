@@ -106,7 +106,11 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapped)
+            if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+                # No identifier or filter holds NUL; PostgreSQL cannot even compare one. Same answer on both.
+                await send_error(send_wrapped, scope, 400, "NUL characters are not allowed in the URL")
+            else:
+                await self.app(scope, receive, send_wrapped)
         except Exception:
             log.exception("request.crashed", extra={"request_id": request_id, "path": scope["path"]})
             if not response_started:

@@ -36,19 +36,25 @@ class StrictIn(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        if _holds_nul(data):
-            raise ValueError("text may not contain NUL (\\u0000) characters")
+        if (where := _nul_at(data, "")) is not None:
+            raise ValueError(f"{where or 'body'} must not contain NUL characters")
         return data
 
 
-def _holds_nul(value: Any) -> bool:
+def _nul_at(value: Any, where: str) -> str | None:
+    """Where a NUL character hides in a decoded JSON body (keys included), or None."""
     if isinstance(value, str):
-        return "\x00" in value
+        return where if "\x00" in value else None
+    items: list[tuple[Any, str]] = []
     if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(v) for v in value)
-    return False
+        for key, item in value.items():
+            here = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return here
+            items.append((item, here))
+    elif isinstance(value, list):
+        items = [(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    return next((found for item, here in items if (found := _nul_at(item, here)) is not None), None)
 
 
 Responses = dict[int | str, dict[str, Any]]

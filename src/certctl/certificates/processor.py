@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certctl.audit.service import AuditRecorder
-from certctl.certificates.models import CertificateStatus, CertificateVersion, ManagedCertificate
+from certctl.certificates.models import CertificateStatus, ManagedCertificate
+from certctl.certificates.versions import version_from_issued
 from certctl.clock import Clock
 from certctl.db.engine import Database
 from certctl.errors import CertctlError
@@ -177,17 +178,11 @@ class IssuanceProcessor:
                 cert = session.get(ManagedCertificate, job.certificate_id)
                 if cert is None:
                     continue
-                version = CertificateVersion(
-                    id=new_id("certver"),
+                version = version_from_issued(
+                    issued,
+                    version_id=new_id("certver"),
                     certificate_id=cert.id,
-                    serial_number=issued.serial,
-                    not_before=issued.not_before,
-                    not_after=issued.not_after,
-                    fingerprint_sha256=issued.fingerprint_sha256,
-                    pem_chain=issued.cert_pem + issued.chain_pem,
                     csr_pem=result.csr_pem,
-                    key_algorithm=issued.key_algorithm.value,
-                    key_size=issued.key_size,
                     encrypted_private_key=result.encrypted_key,
                     created_at=now,
                 )

@@ -24,6 +24,7 @@ from certctl.certificates.models import (
     CertificateVersion,
     ManagedCertificate,
 )
+from certctl.certificates.versions import version_from_issued
 from certctl.demo.inventory import DAY, LOCAL_ISSUER_ID, TARGET_AGENTS, TARGET_CREATED_DAYS
 from certctl.demo.signing import DemoSigner
 from certctl.pki.extensions import DEFAULT_LEAF_EKUS, ExtendedKeyUsageName
@@ -328,17 +329,11 @@ def issue_versions(plans: list[VersionPlan], signer: DemoSigner) -> list[Certifi
         generated = generate_key_and_csr(spec.common_name, spec.sans, spec.key_algorithm)
         issued = signer.sign(generated.csr_pem, plan.not_before, plan.not_after, PROFILE_EKUS[spec.profile_id])
         rows.append(
-            CertificateVersion(
-                id=plan.id,
+            version_from_issued(
+                issued,
+                version_id=plan.id,
                 certificate_id=spec.id,
-                serial_number=issued.serial,
-                not_before=issued.not_before,
-                not_after=issued.not_after,
-                fingerprint_sha256=issued.fingerprint_sha256,
-                pem_chain=issued.cert_pem + issued.chain_pem,
                 csr_pem=generated.csr_pem,
-                key_algorithm=issued.key_algorithm.value,
-                key_size=issued.key_size,
                 encrypted_private_key=None,
                 created_at=plan.not_before + ISSUED_AFTER,
             )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 
 from certctl.api.deps import Context, Paging
 from certctl.api.schemas import CONFLICT, NOT_FOUND, PageOut, changes_of, page_out
-from certctl.policies.schemas import NULLABLE, PathId, RenewalPolicyIn, RenewalPolicyOut, RenewalPolicyUpdate
+from certctl.policies.schemas import NULLABLE, RenewalPolicyIn, RenewalPolicyOut, RenewalPolicyUpdate
 from certctl.policies.service import RenewalPolicyService, RenewalPolicySpec
 
 router = APIRouter(prefix="/renewal-policies", tags=["renewal-policies"])
@@ -32,17 +32,17 @@ def create_renewal_policy(service: RenewalPolicies, body: RenewalPolicyIn) -> Re
 
 
 @router.get("/{policy_id}", response_model=RenewalPolicyOut, responses=NOT_FOUND)
-def get_renewal_policy(service: RenewalPolicies, policy_id: PathId) -> RenewalPolicyOut:
+def get_renewal_policy(service: RenewalPolicies, policy_id: str) -> RenewalPolicyOut:
     return RenewalPolicyOut.model_validate(service.get(policy_id))
 
 
 @router.put("/{policy_id}", response_model=RenewalPolicyOut, responses=NOT_FOUND | CONFLICT)
 @router.patch("/{policy_id}", response_model=RenewalPolicyOut, responses=NOT_FOUND | CONFLICT)
-def update_renewal_policy(service: RenewalPolicies, policy_id: PathId, body: RenewalPolicyUpdate) -> RenewalPolicyOut:
+def update_renewal_policy(service: RenewalPolicies, policy_id: str, body: RenewalPolicyUpdate) -> RenewalPolicyOut:
     return RenewalPolicyOut.model_validate(service.update(policy_id, changes_of(body, nullable=NULLABLE)))
 
 
 @router.delete("/{policy_id}", status_code=204, responses=NOT_FOUND | CONFLICT)
-def delete_renewal_policy(service: RenewalPolicies, policy_id: PathId) -> Response:
+def delete_renewal_policy(service: RenewalPolicies, policy_id: str) -> Response:
     service.delete(policy_id)
     return Response(status_code=204)

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -12,7 +11,6 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
-    model_validator,
 )
 
 from certctl.api.schemas import StrictIn
@@ -27,42 +25,7 @@ AlertChannels = dict[StrictStr, list[StrictStr]]
 SeverityMap = dict[StrictStr, StrictStr]
 
 
-def _refuse_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def _nul_at(value: object, where: str) -> str | None:
-    """Where a NUL character hides in a decoded JSON body (keys included), or None."""
-    if isinstance(value, str):
-        return where if "\x00" in value else None
-    items: list[tuple[object, str]] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{where}.{key}" if where else str(key)
-            if isinstance(key, str) and "\x00" in key:
-                return here
-            items.append((item, here))
-    elif isinstance(value, list):
-        items = [(item, f"{where}[{index}]") for index, item in enumerate(value)]
-    return next((found for item, here in items if (found := _nul_at(item, here)) is not None), None)
-
-
-# PostgreSQL text and JSONB cannot hold NUL characters: refuse them here (400), not in the driver (500).
-PathId = Annotated[str, AfterValidator(_refuse_nul)]
-
-
-class _In(StrictIn):
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if (where := _nul_at(data, "")) is not None:
-            raise ValueError(f"{where} must not contain NUL characters")
-        return data
-
-
-class RenewalPolicyIn(_In):
+class RenewalPolicyIn(StrictIn):
     id: ClientId | None = Field(default=None, description="optional; rp-<slug of name> when omitted")
     name: Name
     renewal_window_days: StrictInt = Field(default=30, description="1-365")
@@ -79,7 +42,7 @@ class RenewalPolicyIn(_In):
     agent_group_id: StrictStr | None = None
 
 
-class RenewalPolicyUpdate(_In):
+class RenewalPolicyUpdate(StrictIn):
     name: Name | None = None
     renewal_window_days: StrictInt | None = None
     renewal_window_percent: StrictInt | None = None

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 
 from certctl.api.deps import Context, Paging
 from certctl.api.schemas import CONFLICT, NOT_FOUND, PageOut, changes_of, page_out
-from certctl.profiles.schemas import PathId, ProfileIn, ProfileOut, ProfileUpdate
+from certctl.profiles.schemas import ProfileIn, ProfileOut, ProfileUpdate
 from certctl.profiles.service import ProfileService, ProfileSpec
 
 router = APIRouter(prefix="/profiles", tags=["profiles"])
@@ -32,17 +32,17 @@ def create_profile(service: Profiles, body: ProfileIn) -> ProfileOut:
 
 
 @router.get("/{profile_id}", response_model=ProfileOut, responses=NOT_FOUND)
-def get_profile(service: Profiles, profile_id: PathId) -> ProfileOut:
+def get_profile(service: Profiles, profile_id: str) -> ProfileOut:
     return ProfileOut.model_validate(service.get(profile_id))
 
 
 @router.put("/{profile_id}", response_model=ProfileOut, responses=NOT_FOUND | CONFLICT)
 @router.patch("/{profile_id}", response_model=ProfileOut, responses=NOT_FOUND | CONFLICT)
-def update_profile(service: Profiles, profile_id: PathId, body: ProfileUpdate) -> ProfileOut:
+def update_profile(service: Profiles, profile_id: str, body: ProfileUpdate) -> ProfileOut:
     return ProfileOut.model_validate(service.update(profile_id, changes_of(body)))
 
 
 @router.delete("/{profile_id}", status_code=204, responses=NOT_FOUND)
-def delete_profile(service: Profiles, profile_id: PathId) -> Response:
+def delete_profile(service: Profiles, profile_id: str) -> Response:
     service.delete(profile_id)
     return Response(status_code=204)

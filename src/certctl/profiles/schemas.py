@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -12,7 +11,6 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
-    model_validator,
 )
 
 from certctl.api.schemas import StrictIn
@@ -25,49 +23,14 @@ Pattern = Annotated[str, StringConstraints(max_length=1024)]
 Description = Annotated[str, StringConstraints(max_length=4096)]
 
 
-def _refuse_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def _nul_at(value: object, where: str) -> str | None:
-    """Where a NUL character hides in a decoded JSON body (keys included), or None."""
-    if isinstance(value, str):
-        return where if "\x00" in value else None
-    items: list[tuple[object, str]] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{where}.{key}" if where else str(key)
-            if isinstance(key, str) and "\x00" in key:
-                return here
-            items.append((item, here))
-    elif isinstance(value, list):
-        items = [(item, f"{where}[{index}]") for index, item in enumerate(value)]
-    return next((found for item, here in items if (found := _nul_at(item, here)) is not None), None)
-
-
-# PostgreSQL text and JSONB cannot hold NUL characters: refuse them here (400), not in the driver (500).
-PathId = Annotated[str, AfterValidator(_refuse_nul)]
-
-
-class _In(StrictIn):
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if (where := _nul_at(data, "")) is not None:
-            raise ValueError(f"{where} must not contain NUL characters")
-        return data
-
-
-class KeyAlgorithmIn(_In):
+class KeyAlgorithmIn(StrictIn):
     algorithm: StrictStr = Field(description="RSA, ECDSA or Ed25519")
     min_size: StrictInt | None = Field(
         default=None, description="bits; RSA ≥ 2048, ECDSA 256/384/521, Ed25519 0-256; omitted = the minimum"
     )
 
 
-class ProfileIn(_In):
+class ProfileIn(StrictIn):
     id: ClientId | None = Field(default=None, description="optional; generated as prof-… when omitted")
     name: Name
     description: Description = ""
@@ -87,7 +50,7 @@ class ProfileIn(_In):
     enabled: StrictBool = True
 
 
-class ProfileUpdate(_In):
+class ProfileUpdate(StrictIn):
     name: Name | None = None
     description: Description | None = None
     allowed_key_algorithms: list[KeyAlgorithmIn] | None = None
