@@ -30,16 +30,20 @@ def start_issuance(
     force: bool = False,
     trigger: str = "manual",
     brand_new: bool = False,
+    known_without_open_job: bool = False,
+    flush: bool = True,
 ) -> Job:
     """Create the Issuance (never issued) or Renewal job and move the certificate along (core.md §3.1).
 
-    `brand_new`: the certificate was inserted in this transaction, so it has no job and no version yet.
+    What the caller already knows saves queries: `brand_new` (inserted in this transaction: no job, no
+    version); `known_without_open_job` (the caller checked under a lock). With `flush=False` the rows are
+    written at the caller's next flush, so a batch of renewals goes out as a few multi-row statements.
     """
     if cert.status in NOT_RENEWABLE:
         raise ValidationFailed(f"certificate {cert.id} is {cert.status.value} and cannot be renewed")
     store = CertificateStore(session)
     now = clock.now()
-    open_jobs = [] if brand_new else store.open_issuance_jobs(cert.id)
+    open_jobs = [] if brand_new or known_without_open_job else store.open_issuance_jobs(cert.id)
     if open_jobs:
         if not force:
             raise Conflict(
@@ -52,7 +56,8 @@ def start_issuance(
         store.flush()  # the partial unique index allows one open job: cancel before inserting
     policy = session.get(RenewalPolicy, cert.renewal_policy_id)
     profile = session.get(CertificateProfile, cert.certificate_profile_id) if cert.certificate_profile_id else None
-    never_issued = brand_new or store.latest_version(cert.id) is None
+    # An expiry comes only from a stored version (issued or imported): no query needed then.
+    never_issued = brand_new or (cert.expires_at is None and store.latest_version(cert.id) is None)
     if profile is not None and profile.requires_approval:
         status = JobStatus.AWAITING_APPROVAL
     elif keygen_mode is KeygenMode.AGENT:
@@ -74,7 +79,8 @@ def start_issuance(
     if status is not JobStatus.AWAITING_APPROVAL:
         cert.status = CertificateStatus.RENEWAL_IN_PROGRESS
     cert.updated_at = now
-    store.flush()
+    if flush:
+        store.flush()
     AuditRecorder(session, clock).record(
         actor,
         "renewal_job_created",

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from certctl.audit.service import AuditRecorder
@@ -238,7 +239,7 @@ class RenewalChecker:
             with session.begin_nested():
                 for cert in certs:
                     self._check_one(session, run, cert, plans[cert.id], open_jobs, careful=False)
-        except Conflict:
+        except (Conflict, IntegrityError):
             # ...and should it ever, the batch is redone with a savepoint per certificate, where a refused
             # job counts as "already renewing".
             log.warning("renewal.batch_conflict", extra={"first_id": certs[0].id, "size": len(certs)})
@@ -348,13 +349,15 @@ class RenewalChecker:
             # Nothing start_issuance reads depends on this batch's pending changes; without autoflush the
             # status change, the job and the audit rows reach the database in one flush.
             with session.no_autoflush:
-                job = self._start_renewal(session, cert, plan)
+                job = self._start_renewal(session, cert, plan, batched=True)
         run.counts["jobs_created"] += 1
         if job.status is JobStatus.AWAITING_APPROVAL:
             run.counts["awaiting_approval"] += 1
         return job.id
 
-    def _start_renewal(self, session: Session, cert: ManagedCertificate, plan: _Plan) -> Job:
+    def _start_renewal(self, session: Session, cert: ManagedCertificate, plan: _Plan, *, batched: bool = False) -> Job:
+        # Batched (fast path): open jobs were read under the batch's lock, and the rows are flushed together
+        # when the batch's savepoint ends.
         return start_issuance(
             session,
             cert,
@@ -362,6 +365,8 @@ class RenewalChecker:
             clock=self._clock,
             keygen_mode=self._keygen_mode,
             trigger=plan.trigger.reason.value,
+            known_without_open_job=batched,
+            flush=not batched,
         )
 
 
