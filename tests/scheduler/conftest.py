@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from certctl.db.engine import Database
-from tests.jobs.conftest import database_url, db
+from tests.jobs.conftest import db
 
-__all__ = ["database_url", "db", "local_db"]
+__all__ = ["db", "local_db"]
 
 
 @pytest.fixture
