@@ -7,13 +7,20 @@ Issuers and deployment targets share these rules, so targets use this module too
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certctl.errors import Conflict, ValidationFailed
 from certctl.security.encryption import ConfigCipher, DecryptionFailed
 from certctl.security.masking import MASK, mask_config, merge_masked
+
+if TYPE_CHECKING:
+    from certctl.issuers.models import Issuer
+    from certctl.targets.models import DeploymentTarget
+
+    # An issuer or target: a masked `config` shadow beside its `encrypted_config`.
+    ConfiguredRow = Issuer | DeploymentTarget
 
 
 class StoredConfigUnreadable(Conflict):
@@ -31,6 +38,21 @@ class StoredConfigUnreadable(Conflict):
 class SealedConfig:
     encrypted: bytes  # v3 blob of the JSON-serialised full config
     shadow: dict[str, Any]  # what the `config` column and every response carry
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReplacement:
+    """A new config sealed outside the write transaction, and the stored blob it was based on."""
+
+    owner: str
+    sealed: SealedConfig
+    basis: bytes | None
+
+    def apply(self, row: ConfiguredRow) -> None:
+        """Store the new config, unless someone replaced the old one since it was read (Conflict)."""
+        if row.encrypted_config != self.basis:
+            raise Conflict(f"the config of {self.owner} changed during this update; fetch it and retry")
+        row.config, row.encrypted_config = self.sealed.shadow, self.sealed.encrypted
 
 
 class ConfigSealer:
@@ -58,6 +80,20 @@ class ConfigSealer:
         if not isinstance(data, dict):
             raise StoredConfigUnreadable(owner)
         return data
+
+    def replacement(
+        self,
+        incoming: Mapping[str, Any],
+        current: ConfiguredRow,
+        owner: str,
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> ConfigReplacement:
+        """Resolve placeholders against `current`, run `check`, and seal: the slow part of an update (one
+        PBKDF2), done before the write transaction; `apply` it inside that transaction."""
+        full = self.resolve(incoming, owner, current.encrypted_config, current.config)
+        if check is not None:
+            check(full)
+        return ConfigReplacement(owner=owner, sealed=self.seal(full), basis=current.encrypted_config)
 
     def resolve(
         self,

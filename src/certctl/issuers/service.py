@@ -12,7 +12,7 @@ from certctl.db.store import Page, PageRequest
 from certctl.errors import AlreadyExists, Conflict, InUse
 from certctl.ids import new_id
 from certctl.issuers.models import ConfigSource, HierarchyMode, Issuer, IssuerType, TestStatus
-from certctl.issuers.sealing import ConfigSealer, SealedConfig
+from certctl.issuers.sealing import ConfigSealer
 from certctl.issuers.store import IssuerStore
 from certctl.security.encryption import ConfigCipher
 
@@ -78,26 +78,16 @@ class IssuerService:
         Conflict when the config changed concurrently or the stored one does not decrypt.
         """
         changes = dict(changes)
-        sealed: SealedConfig | None = None
-        basis: bytes | None = None
+        replacement = None
         if "config" in changes:
-            # Decrypt, merge and encrypt outside the write transaction (PBKDF2 is slow), then apply
-            # only if nobody replaced the config in between.
-            current = self.get(issuer_id)
-            basis = current.encrypted_config
-            full = self._sealer.resolve(
-                changes.pop("config"), f"issuer {issuer_id}", current.encrypted_config, current.config
-            )
-            sealed = self._sealer.seal(full)
+            replacement = self._sealer.replacement(changes.pop("config"), self.get(issuer_id), f"issuer {issuer_id}")
         with self._db.begin() as session:
             store = IssuerStore(session)
             issuer = store.get(issuer_id)
             if "name" in changes and store.name_taken(changes["name"], except_id=issuer_id):
                 raise AlreadyExists("issuer", "name", changes["name"])
-            if sealed is not None:
-                if issuer.encrypted_config != basis:
-                    raise Conflict(f"the config of issuer {issuer_id} changed during this update; fetch it and retry")
-                issuer.config, issuer.encrypted_config = sealed.shadow, sealed.encrypted
+            if replacement is not None:
+                replacement.apply(issuer)
             for attribute, value in changes.items():
                 setattr(issuer, attribute, value)
             issuer.updated_at = self._clock.now()

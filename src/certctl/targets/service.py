@@ -13,7 +13,7 @@ from certctl.db.store import Page, PageRequest
 from certctl.errors import AlreadyExists, Conflict, ValidationFailed
 from certctl.ids import new_id
 from certctl.issuers.models import ConfigSource, TestStatus
-from certctl.issuers.sealing import ConfigSealer, SealedConfig
+from certctl.issuers.sealing import ConfigSealer
 from certctl.security.encryption import ConfigCipher
 from certctl.targets.config import validate_target_config
 from certctl.targets.models import DeploymentTarget, TargetType
@@ -86,18 +86,11 @@ class TargetService:
         or the stored one does not decrypt).
         """
         changes = dict(changes)
-        sealed: SealedConfig | None = None
-        basis: bytes | None = None
+        replacement = None
         if "config" in changes:
-            # Decrypt, merge, check and encrypt outside the write transaction (PBKDF2 is slow), then
-            # apply only if nobody replaced the config in between.
-            current = self.get(target_id)
-            basis = current.encrypted_config
-            full = self._sealer.resolve(
-                changes.pop("config"), f"target {target_id}", current.encrypted_config, current.config
+            replacement = self._sealer.replacement(
+                changes.pop("config"), self.get(target_id), f"target {target_id}", check=validate_target_config
             )
-            validate_target_config(full)
-            sealed = self._sealer.seal(full)
         with self._db.begin() as session:
             store = TargetStore(session)
             target = store.get(target_id)
@@ -107,10 +100,8 @@ class TargetService:
                 _check_agent(store, agent_id)
             if ("agent_id" in changes or "name" in changes) and store.name_taken(agent_id, name, except_id=target_id):
                 raise AlreadyExists(f"target on agent {agent_id}", "name", name)
-            if sealed is not None:
-                if target.encrypted_config != basis:
-                    raise Conflict(f"the config of target {target_id} changed during this update; fetch it and retry")
-                target.config, target.encrypted_config = sealed.shadow, sealed.encrypted
+            if replacement is not None:
+                replacement.apply(target)
             for attribute, value in changes.items():
                 setattr(target, attribute, value)
             target.updated_at = self._clock.now()
