@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from certctl.audit.service import AuditRecorder
@@ -111,36 +111,27 @@ class CertificateService:
             cert_id = spec.id or new_id("mc")
             if spec.id is not None and store.find(cert_id) is not None:
                 raise Conflict(f"certificate {cert_id} already exists")
-            if store.name_taken(spec.name):
-                raise AlreadyExists("certificate", "name", spec.name)
-            _check_references(
-                session,
+            # Held here so the identity map keeps them for issuance below (it holds objects weakly).
+            policy_and_profile = _check_new_certificate(session, spec)
+            targets = _check_targets(session, spec.target_ids, self._keygen_mode)
+            cert = ManagedCertificate(
+                id=cert_id,
+                name=spec.name,
+                common_name=check_common_name(spec.common_name),
+                sans=[check_san(s) for s in dict.fromkeys(spec.sans)],
+                environment=spec.environment,
                 owner_id=spec.owner_id,
                 team_id=spec.team_id,
                 issuer_id=spec.issuer_id,
                 renewal_policy_id=spec.renewal_policy_id,
-                profile_id=spec.certificate_profile_id,
+                certificate_profile_id=spec.certificate_profile_id,
+                status=spec.status or CertificateStatus.PENDING,
+                tags=dict(spec.tags),
+                source="API",
+                created_at=now,
+                updated_at=now,
             )
-            targets = _check_targets(session, spec.target_ids, self._keygen_mode)
-            cert = store.add(
-                ManagedCertificate(
-                    id=cert_id,
-                    name=spec.name,
-                    common_name=check_common_name(spec.common_name),
-                    sans=[check_san(s) for s in dict.fromkeys(spec.sans)],
-                    environment=spec.environment,
-                    owner_id=spec.owner_id,
-                    team_id=spec.team_id,
-                    issuer_id=spec.issuer_id,
-                    renewal_policy_id=spec.renewal_policy_id,
-                    certificate_profile_id=spec.certificate_profile_id,
-                    status=spec.status or CertificateStatus.PENDING,
-                    tags=dict(spec.tags),
-                    source="API",
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            session.add(cert)  # written with its job and audit rows in one flush below
             if targets:
                 store.replace_targets(cert.id, targets, now)
             audit = AuditRecorder(session, self._clock)
@@ -162,7 +153,10 @@ class CertificateService:
                     keygen_mode=self._keygen_mode,
                     trigger="created",
                     brand_new=True,
+                    flush=False,
                 )
+            store.flush()
+            del policy_and_profile
             return CertificateView(cert, targets)
 
     def update(self, cert_id: str, changes: Mapping[str, Any], actor: Actor) -> CertificateView:
@@ -323,6 +317,39 @@ class CertificateService:
 def _views(store: CertificateStore, rows: Sequence[ManagedCertificate]) -> list[CertificateView]:
     mapping = store.target_ids(row.id for row in rows)
     return [CertificateView(row, mapping[row.id]) for row in rows]
+
+
+def _check_new_certificate(
+    session: Session, spec: CertificateSpec
+) -> tuple[RenewalPolicy | None, CertificateProfile | None]:
+    """The name is free and every reference exists, in one round trip (plus the policy and profile,
+    which issuance reads next from the session's identity map)."""
+    name_taken, owner, team, issuer = session.execute(
+        select(
+            exists().where(ManagedCertificate.name == spec.name),
+            exists().where(Owner.id == spec.owner_id),
+            exists().where(Team.id == spec.team_id),
+            exists().where(Issuer.id == spec.issuer_id),
+        )
+    ).one()
+    if name_taken:
+        raise AlreadyExists("certificate", "name", spec.name)
+    for found, field_name, value in (
+        (owner, "owner_id", spec.owner_id),
+        (team, "team_id", spec.team_id),
+        (issuer, "issuer_id", spec.issuer_id),
+    ):
+        if not found:
+            raise ValidationFailed(f"{field_name} {value!r} does not exist")
+    policy = session.get(RenewalPolicy, spec.renewal_policy_id)
+    if policy is None:
+        raise ValidationFailed(f"renewal_policy_id {spec.renewal_policy_id!r} does not exist")
+    profile = None
+    if spec.certificate_profile_id is not None:
+        profile = session.get(CertificateProfile, spec.certificate_profile_id)
+        if profile is None:
+            raise ValidationFailed(f"certificate_profile_id {spec.certificate_profile_id!r} does not exist")
+    return policy, profile
 
 
 def _check_references(
