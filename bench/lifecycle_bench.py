@@ -22,7 +22,10 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -132,6 +135,64 @@ async def create_many(app: object, count: int, prefix: str = "issue", clients: i
         await asyncio.gather(*(one_client(offset) for offset in range(clients)))
 
 
+def count_active(context: AppContext) -> int:
+    with context.db.begin() as session:
+        return (
+            session.scalar(
+                select(func.count()).where(
+                    ManagedCertificate.name.like("issue-%"), ManagedCertificate.status == CertificateStatus.ACTIVE
+                )
+            )
+            or 0
+        )
+
+
+def issue_in_process(context: AppContext, app: object, args: argparse.Namespace) -> int:
+    """As in `certctl server`: API clients create while the job-processor loop keeps draining the queue."""
+    queue = JobQueue(context.db, context.clock, on_terminal_failure=mark_certificate_failed)
+    processor = IssuanceProcessor(context.db, context.clock, context.cipher, context.connectors, queue, batch=50)
+    creating = threading.Event()
+    creating.set()
+
+    def process_until_drained() -> None:
+        while True:
+            summary = processor.run(context.clock.now())
+            if not creating.is_set() and summary.claimed == 0:
+                return
+            if summary.claimed == 0:
+                time.sleep(0.01)
+
+    worker = threading.Thread(target=process_until_drained)
+    worker.start()
+    asyncio.run(create_many(app, args.issue, clients=args.clients))
+    creating.clear()
+    worker.join()
+    return count_active(context)
+
+
+def issue_with_worker_process(context: AppContext, app: object, settings: Settings, args: argparse.Namespace) -> int:
+    """The scale-out topology: this process serves the API, a `certctl worker` process issues (2 cores)."""
+    env = os.environ | {
+        "CERTCTL_DATABASE_URL": settings.sqlalchemy_url,
+        "CERTCTL_DATA_DIR": str(settings.data_dir),
+        "CERTCTL_CONFIG_ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "CERTCTL_KEYGEN_MODE": "server",
+        "CERTCTL_SCHEDULER_JOB_PROCESSOR_INTERVAL": "1s",
+        "CERTCTL_RENEWAL_CONCURRENCY": "50",
+        "CERTCTL_LOG_LEVEL": "warn",
+    }
+    worker = subprocess.Popen([sys.executable, "-m", "certctl", "worker"], env=env)
+    try:
+        asyncio.run(create_many(app, args.issue, clients=args.clients))
+        deadline = time.monotonic() + 300
+        while (active := count_active(context)) < args.issue and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return active
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+
+
 def raw_crypto_rate(count: int) -> float:
     """Key + CSR + leaf signature with cryptography alone: the floor of what issuance costs."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -166,6 +227,11 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--issue", type=int, default=500)
     parser.add_argument("--clients", type=int, default=8, help="concurrent API clients creating certificates")
+    parser.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="issue in a separate `certctl worker` process (PostgreSQL), as in a scale-out",
+    )
     args = parser.parse_args()
     url = os.environ.get("CERTCTL_BENCH_DATABASE_URL")
     workdir = Path(tempfile.mkdtemp(prefix="certctl-bench-"))
@@ -194,39 +260,19 @@ def main() -> None:
             f"p95 {percentile(pages, 0.95):.1f} ms (target p50 < {PAGE_TARGET_MS:.0f} ms)"
         )
 
-        queue = JobQueue(context.db, context.clock, on_terminal_failure=mark_certificate_failed)
-        processor = IssuanceProcessor(context.db, context.clock, context.cipher, context.connectors, queue, batch=50)
         context.connectors.get("iss-local")  # the CA is made once, before the clock starts
-        # As in the server: API clients create while the job-processor loop keeps draining the queue.
-        creating = threading.Event()
-        creating.set()
-
-        def process_until_drained() -> None:
-            while True:
-                summary = processor.run(context.clock.now())
-                if not creating.is_set() and summary.claimed == 0:
-                    return
-                if summary.claimed == 0:
-                    time.sleep(0.01)
-
         started = time.perf_counter()
-        worker = threading.Thread(target=process_until_drained)
-        worker.start()
-        asyncio.run(create_many(app, args.issue, clients=args.clients))
-        creating.clear()
-        worker.join()
+        if args.worker_process:
+            active = issue_with_worker_process(context, app, settings, args)
+        else:
+            active = issue_in_process(context, app, args)
         elapsed = time.perf_counter() - started
-        with context.db.begin() as session:
-            active = session.scalar(
-                select(func.count()).where(
-                    ManagedCertificate.name.like("issue-%"), ManagedCertificate.status == CertificateStatus.ACTIVE
-                )
-            )
         rate = (active or 0) / elapsed
         raw = raw_crypto_rate(min(args.issue, 2000))
+        topology = "server + `certctl worker` process" if args.worker_process else "one process"
         print(
             f"issuance end to end (API create → Active, server keygen, ECDSA P-256, "
-            f"{args.clients} clients): {active}/{args.issue} "
+            f"{args.clients} clients, {topology}): {active}/{args.issue} "
             f"in {elapsed:.2f} s = {rate:.0f} certificates/s (target ≥ {ISSUANCE_TARGET:.0f}/s)"
         )
         print(f"raw cryptography (key + CSR + sign): {raw:.0f}/s; certctl reaches {rate / raw:.1%} of it")
