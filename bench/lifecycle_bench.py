@@ -23,6 +23,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -109,12 +110,17 @@ async def walk(app: object, pages: int) -> list[float]:
     return timings
 
 
-async def create_many(app: object, count: int, prefix: str = "issue", clients: int = 1) -> None:
-    """`count` creates from `clients` concurrent API clients (each its own sequence of requests)."""
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(
-        transport=transport, base_url="https://bench", headers={"Authorization": f"Bearer {API_KEY}"}
-    ) as client:
+async def create_many(
+    app: object | None, count: int, prefix: str = "issue", clients: int = 1, url: str | None = None
+) -> None:
+    """`count` creates from `clients` concurrent API clients (each its own sequence of requests): in-process
+    through the ASGI app, or over HTTPS to a running server at `url`."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    if url is None:
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://bench", headers=headers)  # type: ignore[arg-type]
+    else:  # the bootstrap certificate is self-signed: this client only measures, it does not pin
+        http = httpx.AsyncClient(base_url=url, headers=headers, verify=False, timeout=60)  # noqa: S501
+    async with http as client:
 
         async def one_client(offset: int) -> None:
             for i in range(offset, count, clients):
@@ -171,7 +177,8 @@ def issue_in_process(context: AppContext, app: object, args: argparse.Namespace)
 
 
 def issue_with_worker_process(context: AppContext, app: object, settings: Settings, args: argparse.Namespace) -> int:
-    """The scale-out topology: this process serves the API, a `certctl worker` process issues (2 cores)."""
+    """The scale-out topology: a `certctl worker` process issues; the API runs in this process or, with
+    `--served`, as a real `certctl server` process (HTTPS) while this process is only the load client."""
     env = os.environ | {
         "CERTCTL_DATABASE_URL": settings.sqlalchemy_url,
         "CERTCTL_DATA_DIR": str(settings.data_dir),
@@ -181,16 +188,50 @@ def issue_with_worker_process(context: AppContext, app: object, settings: Settin
         "CERTCTL_RENEWAL_CONCURRENCY": "50",
         "CERTCTL_LOG_LEVEL": "warn",
     }
+    server: subprocess.Popen[bytes] | None = None
+    url: str | None = None
+    if args.served:
+        port = free_port()
+        server_env = env | {
+            "CERTCTL_SERVER_PORT": str(port),
+            "CERTCTL_API_KEYS_NAMED": f"bench:{API_KEY}:admin",
+            "CERTCTL_SCHEDULER_ENABLED": "false",
+            "CERTCTL_RATE_LIMIT_ENABLED": "false",
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "certctl", "server"], env=server_env, stdout=subprocess.DEVNULL
+        )
+        url = f"https://127.0.0.1:{port}"
+        wait_healthy(url)
     worker = subprocess.Popen([sys.executable, "-m", "certctl", "worker"], env=env)
     try:
-        asyncio.run(create_many(app, args.issue, clients=args.clients))
+        asyncio.run(create_many(None if url else app, args.issue, clients=args.clients, url=url))
         deadline = time.monotonic() + 300
         while (active := count_active(context)) < args.issue and time.monotonic() < deadline:
             time.sleep(0.02)
         return active
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
+        for process in (worker, server):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(60)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", verify=False, timeout=2).status_code == 200:  # noqa: S501
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"certctl server at {url} did not become healthy")
 
 
 def raw_crypto_rate(count: int) -> float:
@@ -227,6 +268,11 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--issue", type=int, default=500)
     parser.add_argument("--clients", type=int, default=8, help="concurrent API clients creating certificates")
+    parser.add_argument(
+        "--served",
+        action="store_true",
+        help="with --worker-process: the API as a real `certctl server` process over HTTPS too",
+    )
     parser.add_argument(
         "--worker-process",
         action="store_true",
@@ -269,7 +315,9 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         rate = (active or 0) / elapsed
         raw = raw_crypto_rate(min(args.issue, 2000))
-        topology = "server + `certctl worker` process" if args.worker_process else "one process"
+        topology = "one process"
+        if args.worker_process:
+            topology = "`certctl server` + `certctl worker` processes" if args.served else "API here + `certctl worker`"
         print(
             f"issuance end to end (API create → Active, server keygen, ECDSA P-256, "
             f"{args.clients} clients, {topology}): {active}/{args.issue} "
