@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
 from certctl.db.store import Page
 from certctl.errors import ValidationFailed
+from certctl.ids import CLIENT_ID_PATTERN
 
 T = TypeVar("T")
+
+
+# Wire types every resource uses: a display name, and a client-chosen ID (seed data uses readable ones).
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
 
 
 class ErrorOut(BaseModel):

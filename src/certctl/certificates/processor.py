@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from certctl.audit.service import AuditRecorder
 from certctl.certificates.models import CertificateStatus, ManagedCertificate
 from certctl.certificates.versions import version_from_issued
-from certctl.clock import Clock
+from certctl.clock import Clock, FrozenClock
 from certctl.db.engine import Database
 from certctl.errors import CertctlError
 from certctl.ids import new_id
@@ -297,21 +297,10 @@ def mark_certificate_failed(session: Session, job: Job, now: datetime) -> None:
     if cert is None or cert.status in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
         return
     cert.status, cert.updated_at = CertificateStatus.FAILED, now
-    AuditRecorder(session, _FixedClock(now)).record(
+    AuditRecorder(session, FrozenClock(now)).record(  # recorded at the failure's own moment
         SYSTEM_ACTOR,
         "renewal_job_failed",
         "certificate",
         cert.id,
         {"job_id": job.id, "attempts": job.attempts, "error": job.last_error or ""},
     )
-
-
-class _FixedClock:
-    def __init__(self, at: datetime) -> None:
-        self._at = at
-
-    def now(self) -> datetime:
-        return self._at
-
-    def monotonic(self) -> float:
-        return 0.0

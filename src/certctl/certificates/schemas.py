@@ -7,15 +7,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from certctl.api.schemas import StrictIn
+from certctl.api.schemas import ClientId, Name, StrictIn
 from certctl.certificates.models import CertificateStatus
-from certctl.ids import CLIENT_ID_PATTERN
 from certctl.targets.schemas import TargetOut
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 CommonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
 RefId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
 
 
 class CertificateIn(StrictIn):

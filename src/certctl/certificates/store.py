@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 
 from sqlalchemy import Select, delete, select
 
@@ -36,7 +37,7 @@ class CertificateStore(Store[ManagedCertificate]):
             found[cert_id].append(target_id)
         return found
 
-    def replace_targets(self, certificate_id: str, target_ids: Sequence[str], now: object) -> None:
+    def replace_targets(self, certificate_id: str, target_ids: Sequence[str], now: datetime) -> None:
         current = set(self.target_ids([certificate_id])[certificate_id])
         wanted = list(dict.fromkeys(target_ids))
         removed = current - set(wanted)

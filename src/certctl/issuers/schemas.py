@@ -3,15 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from certctl.api.schemas import StrictIn
-from certctl.ids import CLIENT_ID_PATTERN
+from certctl.api.schemas import ClientId, Name, StrictIn
 from certctl.issuers.models import ConfigSource, HierarchyMode, IssuerType, TestStatus
 from certctl.security.masking import mask_config
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
 
 
 def _json_object(value: object) -> object:

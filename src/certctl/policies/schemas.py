@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 from pydantic import (
     BaseModel,
@@ -10,15 +9,11 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
-    StringConstraints,
 )
 
-from certctl.api.schemas import StrictIn
-from certctl.ids import CLIENT_ID_PATTERN
+from certctl.api.schemas import ClientId, Name, StrictIn
 from certctl.policies.models import DEFAULT_ALERT_THRESHOLDS_DAYS
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
 # Tier → channel names, e.g. {"critical": ["PagerDuty", "Email"]}; checked by the service.
 AlertChannels = dict[StrictStr, list[StrictStr]]
 # Threshold day (as a string) → tier, e.g. {"30": "informational", "0": "critical"}.

@@ -13,12 +13,9 @@ from pydantic import (
     StringConstraints,
 )
 
-from certctl.api.schemas import StrictIn
-from certctl.ids import CLIENT_ID_PATTERN
+from certctl.api.schemas import ClientId, Name, StrictIn
 from certctl.profiles.models import DEFAULT_KEY_ALGORITHMS, AcmeAuthMode
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
 Pattern = Annotated[str, StringConstraints(max_length=1024)]
 Description = Annotated[str, StringConstraints(max_length=4096)]
 

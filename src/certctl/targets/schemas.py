@@ -5,15 +5,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
-from certctl.api.schemas import StrictIn
-from certctl.ids import CLIENT_ID_PATTERN
+from certctl.api.schemas import ClientId, Name, StrictIn
 from certctl.issuers.models import ConfigSource, TestStatus
 from certctl.issuers.schemas import ConfigObject
 from certctl.security.masking import mask_config
 from certctl.targets.models import TargetType
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
 AgentId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
