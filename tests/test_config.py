@@ -326,3 +326,45 @@ def test_well_formed_named_keys_load(monkeypatch: pytest.MonkeyPatch) -> None:
         ("carol", Role.VIEWER),
     ]
     assert entries[0].key_hash == hashlib.sha256(b"key-a-1").hexdigest()
+
+
+# --- notifications -------------------------------------------------------------------------------------
+
+
+def test_notification_intervals_default_and_refuse_less_than_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = load_settings()
+    assert loaded.notification_retry_interval == timedelta(minutes=2)
+    assert loaded.scheduler_notification_process_interval == timedelta(minutes=1)
+    message = refused(monkeypatch, CERTCTL_NOTIFICATION_RETRY_INTERVAL="500ms")
+    assert "CERTCTL_NOTIFICATION_RETRY_INTERVAL" in message
+    assert "at least 1s" in message
+    monkeypatch.delenv("CERTCTL_NOTIFICATION_RETRY_INTERVAL")
+    assert "CERTCTL_NOTIFICATION_RETRY_INTERVAL" in refused(monkeypatch, CERTCTL_NOTIFICATION_RETRY_INTERVAL="soon")
+    monkeypatch.delenv("CERTCTL_NOTIFICATION_RETRY_INTERVAL")
+    process = refused(monkeypatch, CERTCTL_SCHEDULER_NOTIFICATION_PROCESS_INTERVAL="0s")
+    assert "CERTCTL_SCHEDULER_NOTIFICATION_PROCESS_INTERVAL" in process
+
+
+@pytest.mark.parametrize(
+    ("port", "use_tls", "mode", "expected"),
+    [
+        ("587", "true", None, "starttls"),
+        ("465", "true", None, "implicit"),
+        ("25", "false", None, "none"),
+        ("465", "true", "starttls", "starttls"),
+    ],
+)
+def test_smtp_tls_mode_is_derived_unless_set(
+    monkeypatch: pytest.MonkeyPatch, port: str, use_tls: str, mode: str | None, expected: str
+) -> None:
+    monkeypatch.setenv("CERTCTL_SMTP_PORT", port)
+    monkeypatch.setenv("CERTCTL_SMTP_USE_TLS", use_tls)
+    if mode:
+        monkeypatch.setenv("CERTCTL_SMTP_TLS_MODE", mode)
+    assert load_settings().smtp_effective_tls_mode == expected
+
+
+def test_invalid_pagerduty_severity_and_opsgenie_priority_stop_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "info, warning, error or critical" in refused(monkeypatch, CERTCTL_PAGERDUTY_SEVERITY="sev1")
+    monkeypatch.delenv("CERTCTL_PAGERDUTY_SEVERITY")
+    assert "P1, P2, P3, P4 or P5" in refused(monkeypatch, CERTCTL_OPSGENIE_PRIORITY="P9")

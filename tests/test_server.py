@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,7 +145,7 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
     started: list[Server] = []
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("CERTCTL_")}
 
-    def start(data_dir: Path | None = None, *, wait: bool = True, **settings: str) -> Server:
+    def start(data_dir: Path | None = None, *, wait: bool = True, args: Sequence[str] = (), **settings: str) -> Server:
         data_dir = data_dir or tmp_path / "data"
         port = int(settings.pop("server_port", None) or free_port())
         env = {
@@ -158,7 +158,7 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
         name = f"server-{len(started)}"
         with (tmp_path / f"{name}.out").open("wb") as out, (tmp_path / f"{name}.err").open("wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "certctl", "server"], env=env, stdout=out, stderr=err, cwd=tmp_path
+                [sys.executable, "-m", "certctl", "server", *args], env=env, stdout=out, stderr=err, cwd=tmp_path
             )
         server = Server(process=process, port=port, data_dir=data_dir, log_dir=tmp_path, name=name, env=env)
         started.append(server)
@@ -331,6 +331,44 @@ def test_a_port_in_use_fails_without_claiming_to_listen(launch: Launcher) -> Non
     assert "listening" not in server.stdout
     assert "admin API key" not in server.stdout
     assert "address already in use" in server.stderr.lower()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat_file.parent.name))
+    return found
+
+
+def test_several_worker_processes_serve_one_socket_and_stop_together(
+    launch: Launcher, pg_databases: PgDatabases | None
+) -> None:
+    if pg_databases is None:
+        if REQUIRE_PEERS:
+            pytest.fail("PostgreSQL required (CERTCTL_REQUIRE_PEERS=1) but not available")
+        pytest.skip("PostgreSQL not available")
+    server = launch(args=["--workers", "2"], database_url=pg_databases.create("workers"))
+    assert server.stdout.count("certctl is listening on") == 1
+    workers = [
+        pid for pid in _children(server.process.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(workers) == 2
+    admin_key = server.admin_key()
+    with server.client(Authorization=f"Bearer {admin_key}") as client:
+        for n in range(10):
+            assert (
+                client.post("/api/v1/teams", json={"name": f"team-{n}"}, headers={"Connection": "close"}).status_code
+                == 201
+            )
+        assert client.get("/api/v1/teams").json()["total"] == 10
+    server.process.terminate()
+    assert server.wait_exit() == 0
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
 
 
 # Restarts ----------------------------------------------------------------------------------------------

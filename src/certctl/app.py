@@ -33,13 +33,30 @@ def _routers() -> list[APIRouter]:
     from certctl.certificates.api import router as certificates
     from certctl.issuers.api import router as issuers
     from certctl.jobs.api import router as jobs
+    from certctl.notifications.api import admin_router as notification_admin
+    from certctl.notifications.api import router as notifications
+    from certctl.notifications.digest_api import router as digest
     from certctl.org.api import owners, teams
     from certctl.policies.api import router as renewal_policies
     from certctl.profiles.api import router as profiles
     from certctl.scheduler.api import router as scheduler
     from certctl.targets.api import router as targets
 
-    return [certificates, jobs, teams, owners, renewal_policies, profiles, issuers, targets, audit, scheduler]
+    return [
+        certificates,
+        jobs,
+        notifications,
+        teams,
+        owners,
+        renewal_policies,
+        profiles,
+        issuers,
+        targets,
+        audit,
+        scheduler,
+        notification_admin,
+        digest,
+    ]
 
 
 def create_app(context: AppContext, background: Background | None = None) -> FastAPI:

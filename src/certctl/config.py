@@ -66,6 +66,27 @@ class KeygenMode(StrEnum):
     SERVER = "server"  # the server makes the key and keeps it encrypted at rest
 
 
+class SmtpTlsMode(StrEnum):
+    IMPLICIT = "implicit"  # SMTPS: TLS from the first byte (port 465)
+    STARTTLS = "starttls"  # plain connect, then STARTTLS; a refused upgrade is an error, never a downgrade
+    NONE = "none"
+
+
+class PagerDutySeverity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class OpsGeniePriority(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+    P5 = "P5"
+
+
 def _at_least(minimum: timedelta) -> Any:
     def check(value: timedelta) -> timedelta:
         if value < minimum:
@@ -137,6 +158,49 @@ class Settings(BaseSettings):
     renewal_concurrency: int = Field(default=25, ge=1, le=1000, description="an integer 1-1000")
     metrics_per_certificate: GoBool = Field(default=False, description="true or false")
 
+    # Notifications (notifications.md §11): delivery loops, claims, channels, digest
+    notification_retry_interval: Interval = Field(default=timedelta(minutes=2), description=DURATION_FORM)
+    scheduler_notification_process_interval: Interval = Field(default=timedelta(minutes=1), description=DURATION_FORM)
+    notification_claim_lease: Annotated[Interval, _at_least(timedelta(seconds=30))] = Field(
+        default=timedelta(minutes=5), description=f"{DURATION_FORM}, at least 30s (longer than any send)"
+    )
+    notification_batch_size: int = Field(default=500, ge=1, le=10_000, description="an integer 1-10000")
+    notification_send_concurrency: int = Field(default=16, ge=1, le=256, description="an integer 1-256")
+    outbound_allow_loopback: GoBool = Field(
+        default=False, description="true or false (true only for development and tests: loopback URLs allowed)"
+    )
+    smtp_host: str = Field(default="", description="an SMTP server host name or IP address")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="a TCP port 1-65535")
+    smtp_username: str = Field(default="", description="an SMTP user name")
+    smtp_password: SecretStr = Field(default=SecretStr(""), description="an SMTP password")
+    smtp_from_address: str = Field(default="", description="an e-mail address")
+    smtp_use_tls: GoBool = Field(default=True, description="true or false")
+    smtp_tls_mode: SmtpTlsMode | None = Field(
+        default=None, description="implicit, starttls or none (default: implicit on port 465, else starttls)"
+    )
+    slack_webhook_url: str = Field(default="", description="an https:// Slack incoming-webhook URL")
+    slack_channel: str = Field(default="", description="a Slack channel name")
+    slack_username: str = Field(default="certctl", description="a Slack user name")
+    teams_webhook_url: str = Field(default="", description="an https:// Teams incoming-webhook URL")
+    pagerduty_routing_key: SecretStr = Field(default=SecretStr(""), description="a PagerDuty Events v2 routing key")
+    pagerduty_severity: PagerDutySeverity = Field(
+        default=PagerDutySeverity.WARNING, description="info, warning, error or critical"
+    )
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", description="the PagerDuty Events v2 enqueue URL"
+    )
+    opsgenie_api_key: SecretStr = Field(default=SecretStr(""), description="an OpsGenie API key")
+    opsgenie_priority: OpsGeniePriority = Field(default=OpsGeniePriority.P3, description="P1, P2, P3, P4 or P5")
+    opsgenie_api_url: str = Field(
+        default="https://api.opsgenie.com/v2/alerts", description="the OpsGenie Alert API v2 URL"
+    )
+    webhook_url: str = Field(default="", description="an http(s):// URL that receives JSON events")
+    webhook_secret: SecretStr = Field(default=SecretStr(""), description="an HMAC-SHA256 signing secret")
+    webhook_headers: CommaList = Field(default_factory=list, description="a comma-separated list of Name=Value headers")
+    digest_enabled: GoBool = Field(default=False, description="true or false (needs the SMTP settings)")
+    digest_interval: Interval = Field(default=timedelta(hours=24), description=DURATION_FORM)
+    digest_recipients: CommaList = Field(default_factory=list, description="a comma-separated list of e-mail addresses")
+
     ready_timeout: GoDuration = Field(default=timedelta(seconds=2), description=DURATION_FORM)
 
     @field_validator("auth_type", mode="before")
@@ -187,6 +251,15 @@ class Settings(BaseSettings):
                 "local development or behind an authenticating proxy."
             )
         return None
+
+    @property
+    def smtp_effective_tls_mode(self) -> SmtpTlsMode:
+        """CERTCTL_SMTP_TLS_MODE when set; else none without TLS, implicit on 465, STARTTLS elsewhere."""
+        if self.smtp_tls_mode is not None:
+            return self.smtp_tls_mode
+        if not self.smtp_use_tls:
+            return SmtpTlsMode.NONE
+        return SmtpTlsMode.IMPLICIT if self.smtp_port == 465 else SmtpTlsMode.STARTTLS
 
     @property
     def tls_pair_configured(self) -> bool:

@@ -12,6 +12,8 @@ from certctl.clock import Clock, SystemClock
 from certctl.config import AuthType, Settings
 from certctl.db.engine import Database
 from certctl.issuers.connectors import ConnectorRegistry
+from certctl.notifications.service import NotificationService
+from certctl.notifications.wiring import Notifications, build_notifications
 from certctl.security.apikeys import legacy_keys, parse_named_keys
 from certctl.security.encryption import ConfigCipher, load_or_create_passphrase
 
@@ -27,6 +29,7 @@ class AppContext:
     export_limiter: SlidingWindowLimiter = field(init=False)
     connectors: ConnectorRegistry = field(init=False)
     started_at: datetime = field(init=False)
+    notifications: Notifications = field(init=False)
 
     def __post_init__(self) -> None:
         named = parse_named_keys(self.settings.api_keys_named.get_secret_value())
@@ -38,6 +41,18 @@ class AppContext:
         self.export_limiter = SlidingWindowLimiter(
             self.settings.cert_export_rate_limit_per_actor_hr, self.clock.monotonic
         )
+        self.notifications = build_notifications(self.settings, self.db, self.clock)
+
+    def close(self) -> None:
+        """Finish handed-over deliveries, release outbound connections, then the database pool."""
+        try:
+            self.notifications.close()
+        finally:
+            self.db.dispose()
+
+    @property
+    def notification_service(self) -> NotificationService:
+        return self.notifications.service
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> AppContext:

@@ -1,11 +1,23 @@
-"""`certctl server`: prepare, then serve HTTPS only (TLS 1.2+, 1.3 preferred) with uvicorn."""
+"""`certctl server`: prepare, then serve HTTPS only (TLS 1.2+, 1.3 preferred) with uvicorn.
+
+With `workers` > 1 the listening socket is bound here and served by that many worker processes (uvicorn's
+supervisor restarts one that dies). Each is a full replica on the same database: its own pool, its own
+background loops (jobs are claimed with a lease, singleton loops hold a lease row), its own rate-limit
+buckets. On SQLite they share one database file and queue on its write lock.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
+import ssl
+from pathlib import Path
+from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
 from certctl.app import create_app
 from certctl.bootstrap import ensure_bootstrap_admin_key, prepare
@@ -17,7 +29,7 @@ from certctl.worker import build_background
 log = logging.getLogger("certctl.server")
 
 
-def run(settings: Settings, *, announce: bool = True) -> None:
+def run(settings: Settings, *, announce: bool = True, workers: int = 1) -> None:
     configure_logging(settings.log_level, settings.log_format)
     if settings.auth_disabled_warning:
         log.warning("auth.disabled", extra={"detail": settings.auth_disabled_warning})
@@ -31,7 +43,7 @@ def run(settings: Settings, *, announce: bool = True) -> None:
         cert_path, key_path, created = settings.server_tls_cert_path, settings.server_tls_key_path, False
     else:
         cert_path, key_path, created = ensure_bootstrap_certificate(settings.data_dir, [settings.server_host])
-    ssl_context = server_ssl_context(cert_path, key_path)  # refuses to start on an unusable pair
+    server_ssl_context(cert_path, key_path)  # refuses to start on an unusable pair, before any I/O
 
     context = prepare(settings)
     admin_key = ensure_bootstrap_admin_key(context)
@@ -39,7 +51,6 @@ def run(settings: Settings, *, announce: bool = True) -> None:
         from certctl.demo import load_demo
 
         load_demo(context)
-    app = create_app(context, build_background(context) if settings.scheduler_enabled else None)
 
     host = settings.server_host
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1") else host  # noqa: S104
@@ -60,22 +71,54 @@ def run(settings: Settings, *, announce: bool = True) -> None:
         )
         banner = "\n".join(lines)
 
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=settings.server_port,
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=60,
-        server_header=False,
-        proxy_headers=False,
-        # uvicorn's own context cannot set a TLS floor; ours does (and was checked above, before any I/O).
-        ssl_context_factory=lambda _config, _default: ssl_context,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": settings.server_port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_keep_alive": 60,
+        "server_header": False,
+        "proxy_headers": False,
+        # uvicorn's own context cannot set a TLS floor; ours does. A partial, so worker processes get it too.
+        "ssl_context_factory": functools.partial(_ssl_context, cert_path, key_path),
+    }
+    if workers > 1:
+        context.close()  # prepared; every worker builds its own context and pool
+        config = uvicorn.Config(functools.partial(_worker_app, settings), factory=True, workers=workers, **options)
+        _AnnouncingSupervisor(config, [config.bind_socket()], banner).run()
+        return
+    app = create_app(context, build_background(context) if settings.scheduler_enabled else None)
     try:
-        _AnnouncingServer(config, banner).run()
+        _AnnouncingServer(uvicorn.Config(app, **options), banner).run()
     finally:
-        context.db.dispose()
+        context.close()
+
+
+def _ssl_context(cert_path: Path, key_path: Path, _config: uvicorn.Config, _default: ssl.SSLContext) -> ssl.SSLContext:
+    return server_ssl_context(cert_path, key_path)
+
+
+def _worker_app(settings: Settings) -> ASGIApp:
+    """The app of one worker process (runs there, after spawn): the database is already migrated and
+    seeded by the parent, so this only connects and checks the encryption key."""
+    configure_logging(settings.log_level, settings.log_format)
+    context = prepare(settings, run_migrations=False, seed_issuers=False)
+    return create_app(context, build_background(context) if settings.scheduler_enabled else None)
+
+
+class _AnnouncingSupervisor(Multiprocess):
+    """uvicorn's worker supervisor. The socket is bound and listening before any worker starts (the kernel
+    queues connections until one accepts), so the banner is true once this runs; a worker that cannot
+    start makes the supervisor exit with an error."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], banner: str | None) -> None:
+        super().__init__(config, sockets)
+        self._banner = banner
+
+    def run(self) -> None:
+        if self._banner:
+            print(self._banner, flush=True)
+        super().run()
 
 
 class _AnnouncingServer(uvicorn.Server):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, select, text
+from sqlalchemy import Column, MetaData, String, Table, event, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -257,3 +257,61 @@ def test_concurrent_inserts_from_many_sessions_all_land(sqlite_db: Database) -> 
     assert errors == []
     with Session(sqlite_db.engine) as session:
         assert session.scalar(text("SELECT count(*) FROM teams")) == 100
+
+
+# PostgreSQL pool ------------------------------------------------------------------------------------
+
+
+def _postgresql(db: Database) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's pool")
+
+
+def test_postgresql_keeps_every_connection_it_opened_up_to_max_conns(database_url: str) -> None:
+    """Under load no connection is closed after use: each new one costs the server a backend start."""
+    db = Database.from_url(database_url, max_conns=8)
+    try:
+        _postgresql(db)
+        held = [db.engine.connect() for _ in range(7)]
+        for conn in held:
+            conn.execute(text("SELECT 1"))
+        for conn in held:
+            conn.close()
+        assert db.engine.pool.checkedin() == 7  # type: ignore[attr-defined]
+    finally:
+        db.dispose()
+
+
+def test_a_pooled_connection_that_died_while_idle_is_replaced_unnoticed(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("certctl.db.engine.PING_AFTER_IDLE_SECONDS", 0.0)
+    db = Database.from_url(database_url, max_conns=2)
+    try:
+        _postgresql(db)
+        with db.engine.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        other = make_engine(database_url)
+        with other.connect() as killer:
+            killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        other.dispose()
+        with db.begin() as session:  # the idle connection fails its ping and a fresh one serves
+            second = session.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert second != first
+    finally:
+        db.dispose()
+
+
+def test_a_recently_used_connection_is_not_pinged(database_url: str) -> None:
+    db = Database.from_url(database_url)
+    try:
+        _postgresql(db)
+        statements: list[str] = []
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        with db.begin() as session:
+            session.execute(text("SELECT 2"))
+        assert statements == ["SELECT 2"]
+    finally:
+        db.dispose()

@@ -6,7 +6,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from certctl.db.engine import make_engine
 from certctl.db.models import metadata
 from tests.conftest import PgDatabases
 
-HEAD = "0003"
+HEAD = "0007"
 CERTCTL_TABLES = {
     "api_keys",
     "audit_events",
@@ -42,6 +42,9 @@ CERTCTL_TABLES = {
     "jobs",
     "scheduler_leases",
     "issuer_ca_material",
+    "status_counts",
+    "notification_events",
+    "notification_attempts",
 }
 # (table, column) -> (nullable, server default as the user sees it; None = no default)
 COLUMNS: dict[tuple[str, str], tuple[bool, str | None]] = {
@@ -81,11 +84,21 @@ COLUMNS: dict[tuple[str, str], tuple[bool, str | None]] = {
     ("audit_events", "details"): (False, "{}"),
     ("scheduler_leases", "holder"): (True, None),
     ("scheduler_leases", "lease_until"): (True, None),
+    ("status_counts", "expires_on"): (True, None),
+    ("status_counts", "delta"): (False, None),
+    ("notification_events", "status"): (False, "pending"),
+    ("notification_events", "retry_count"): (False, "0"),
+    ("notification_events", "attempt_count"): (False, "0"),
+    ("notification_events", "next_retry_at"): (True, None),
+    ("notification_events", "last_error"): (True, None),
+    ("notification_events", "claim_expires_at"): (True, None),
+    ("notification_attempts", "http_status"): (True, None),
 }
 BOOLEAN_DEFAULTS = {
     ("issuers", "enabled"): True,
     ("renewal_policies", "auto_renew"): True,
     ("certificate_profiles", "requires_approval"): False,
+    ("status_counts", "folded"): False,
 }
 INDEXES: dict[str, tuple[str, list[str], bool]] = {
     "ix_agents_online": ("agents", ["status"], False),
@@ -165,6 +178,20 @@ def _triggers(engine: Engine) -> set[str]:
         return {name for (name,) in rows}
 
 
+# 0004: the triggers that keep status_counts, and on PostgreSQL their functions.
+COUNT_TRIGGERS = {
+    f"{table}_count_{op}" for table in ("managed_certificates", "jobs") for op in ("insert", "update", "delete")
+}
+PG_COUNT_TRIGGERS = COUNT_TRIGGERS | {"managed_certificates_count_truncate", "jobs_count_truncate"}
+COUNT_FUNCTIONS = {"certctl_count_managed_certificates", "certctl_count_jobs", "certctl_count_truncated"}
+
+
+def _count_functions(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT proname FROM pg_proc WHERE proname LIKE 'certctl_count_%'"))
+        return {name for (name,) in rows}
+
+
 def _audit_function_exists(engine: Engine) -> bool:
     with engine.connect() as conn:
         found = conn.scalar(text("SELECT count(*) FROM pg_proc WHERE proname = 'certctl_audit_events_append_only'"))
@@ -221,8 +248,14 @@ def assert_catalog_at_head(engine: Engine) -> None:
     if engine.dialect.name == "postgresql":
         assert {"audit_events_append_only", "audit_events_no_truncate"} <= _triggers(engine)
         assert _audit_function_exists(engine)
+        assert _triggers(engine) >= PG_COUNT_TRIGGERS
+        assert _count_functions(engine) == COUNT_FUNCTIONS
+        with engine.connect() as conn:  # a parallel scan's start-up would cost more than the whole sum
+            options = conn.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'status_counts'"))
+        assert "parallel_workers=0" in options
     else:
         assert {"audit_events_no_update", "audit_events_no_delete"} <= _triggers(engine)
+        assert _triggers(engine) >= COUNT_TRIGGERS
 
 
 def assert_catalog_at_base(engine: Engine) -> None:
@@ -234,6 +267,7 @@ def assert_catalog_at_base(engine: Engine) -> None:
     assert not any(name.startswith(("ix_", "uq_")) for name in _index_sql(engine))
     if engine.dialect.name == "postgresql":
         assert not _audit_function_exists(engine)
+        assert _count_functions(engine) == set()
 
 
 def test_upgrade_downgrade_upgrade_builds_removes_and_rebuilds_the_schema(engine: Engine) -> None:
@@ -375,6 +409,84 @@ def test_partial_unique_index_allows_one_open_issuance_job_per_certificate(engin
         conn.execute(job, {"id": "j-second", "type": "Issuance", "status": "Pending", "n": now})
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM jobs")) == 5
+
+
+def _counted(engine: Engine) -> dict[tuple[str, str, str | None], int]:
+    """status_counts summed per key; the day as text (SQLite keeps it as text, PostgreSQL as a date)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT table_name, state, expires_on, sum(delta) FROM status_counts "
+                "GROUP BY table_name, state, expires_on HAVING sum(delta) <> 0"
+            )
+        )
+        return {(table, state, None if day is None else str(day)): int(total) for table, state, day, total in rows}
+
+
+CERTIFICATE_KEYS = {  # the UTC day of expiry, as the triggers compute it
+    "postgresql": "SELECT status, (expires_at AT TIME ZONE 'UTC')::date, count(*) "
+    "FROM managed_certificates GROUP BY 1, 2",
+    "sqlite": "SELECT status, date(expires_at), count(*) FROM managed_certificates GROUP BY 1, 2",
+}
+JOB_KEYS = (
+    "SELECT CASE WHEN status = 'Failed' AND next_retry_at IS NOT NULL THEN 'Failed/retry' ELSE status END, count(*) "
+    "FROM jobs GROUP BY 1"
+)
+
+
+def _true_counts(engine: Engine) -> dict[tuple[str, str, str | None], int]:
+    with engine.connect() as conn:
+        certificates = conn.execute(text(CERTIFICATE_KEYS[engine.dialect.name]))
+        jobs = conn.execute(text(JOB_KEYS))
+        return {("managed_certificates", s, None if d is None else str(d)): n for s, d, n in certificates} | {
+            ("jobs", s, None): n for s, n in jobs
+        }
+
+
+def _add_rows(conn: Any, suffix: str, now: datetime) -> None:
+    """Certificates in three states (two expiry days, one without) and jobs in four, by raw SQL."""
+    certificate = text(
+        "INSERT INTO managed_certificates (id, name, common_name, owner_id, team_id, issuer_id, renewal_policy_id, "
+        "status, expires_at, created_at, updated_at) VALUES (:id, :id, 'a.example', 'o', 't', 'i', 'rp', :status, "
+        ":expires_at, :n, :n)"
+    )
+    job = text(
+        "INSERT INTO jobs (id, type, certificate_id, status, next_retry_at, scheduled_at, created_at) "
+        "VALUES (:id, 'Deployment', 'mc', :status, :retry, :n, :n)"
+    )
+    for n, (status, expires_at) in enumerate(
+        [("Active", now + timedelta(days=3)), ("Active", now + timedelta(days=40)), ("Revoked", now), ("Pending", None)]
+    ):
+        conn.execute(certificate, {"id": f"mc-{suffix}-{n}", "status": status, "expires_at": expires_at, "n": now})
+    for n, (status, retry) in enumerate([("Pending", None), ("Completed", None), ("Failed", None), ("Failed", now)]):
+        conn.execute(job, {"id": f"job-{suffix}-{n}", "status": status, "retry": retry, "n": now})
+
+
+def test_counts_are_back_filled_on_upgrade_and_kept_on_write_after_a_downgrade_and_upgrade(engine: Engine) -> None:
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).replace(tzinfo=None)
+    migrate.upgrade(engine, "0003")
+    with engine.begin() as conn:
+        _insert_certificate(conn, now)
+        _add_rows(conn, "before", now)
+    migrate.upgrade(engine)
+    assert _counted(engine) == _true_counts(engine)
+    assert _counted(engine)[("managed_certificates", "Active", "2026-01-04")] == 1
+    assert _counted(engine)[("jobs", "Failed/retry", None)] == 1
+    with engine.begin() as conn:
+        _add_rows(conn, "kept", now)
+        conn.execute(text("UPDATE jobs SET status = 'Completed' WHERE status = 'Pending'"))
+    assert _counted(engine) == _true_counts(engine)
+
+    migrate.downgrade(engine, "0003")
+    assert "status_counts" not in inspect(engine).get_table_names()
+    with engine.begin() as conn:  # no triggers, no table: writes go on uncounted
+        _add_rows(conn, "meanwhile", now)
+        conn.execute(text("DELETE FROM jobs WHERE status = 'Completed'"))
+
+    migrate.upgrade(engine)
+    assert _counted(engine) == _true_counts(engine)
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM status_counts WHERE NOT folded")) == 0
 
 
 def _model_differences(engine: Engine) -> list[Any]:

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from certctl.security.commands import MAX_COMMAND_LENGTH, SHELL_METACHARACTERS, validate_command
+from certctl.security.commands import (
+    COMMAND_PLACEHOLDERS,
+    MAX_COMMAND_LENGTH,
+    SHELL_METACHARACTERS,
+    validate_command,
+)
 
 safe_text = st.text(
     alphabet=st.characters(exclude_characters="".join(SHELL_METACHARACTERS), exclude_categories=("Cs",)),
@@ -72,8 +77,38 @@ def test_text_without_metacharacters_within_the_limit_passes(command: str) -> No
 @given(prefix=st.text(max_size=200), char=metacharacter, suffix=st.text(max_size=200))
 @example(prefix="reload", char=";", suffix=" rm -rf /")
 def test_any_metacharacter_anywhere_is_refused(prefix: str, char: str, suffix: str) -> None:
+    command = prefix + char + suffix
+    assume(not any(placeholder in command for placeholder in COMMAND_PLACEHOLDERS))
     with pytest.raises(ValueError, match="shell metacharacter"):
-        validate_command(prefix + char + suffix)
+        validate_command(command)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "openssl x509 -noout -in {cert_path}",
+        "haproxy -c -f /etc/haproxy/staged.cfg --pem={pem_path}",
+        "/usr/local/bin/check {cert_path} {key_path} {chain_path}",
+    ],
+)
+def test_staged_file_placeholders_pass(command: str) -> None:
+    validate_command(command)
+
+
+@pytest.mark.parametrize(
+    ("command", "position"),
+    [
+        ("check {cert}", 6),
+        ("check {CERT_PATH}", 6),
+        ("check { cert_path}", 6),
+        ("check {{cert_path}}", 6),
+        ("check {cert_path}}", 17),
+        ("check {cert_path} $(id)", 18),
+    ],
+)
+def test_braces_outside_the_placeholders_are_refused_at_their_position(command: str, position: int) -> None:
+    with pytest.raises(ValueError, match=f"at position {position};"):
+        validate_command(command)
 
 
 @given(command=st.text(min_size=MAX_COMMAND_LENGTH + 1, max_size=MAX_COMMAND_LENGTH + 200))

@@ -132,6 +132,8 @@ def test_the_summary_is_one_select_statement(ctx: AppContext, clock: FrozenClock
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) == 1, statements
     assert "count(" in selects[0].lower()
+    assert "status_counts" in selects[0]
+    assert "notification_events" in selects[0]  # the dead-letter count rides along
 
 
 def test_every_stats_route_requires_authentication_and_any_role_may_read(ctx: AppContext) -> None:

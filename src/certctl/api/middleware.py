@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import anyio
@@ -329,12 +329,17 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send)
 
 
-AuditWriter = Callable[[Actor, str, str, dict[str, Any]], None]
+AuditWriter = Callable[[Actor, str, str, dict[str, Any]], Awaitable[None]]
 
 
 class AuditMiddleware:
-    """Records every mutating authenticated call: actor, action, path (no query), body SHA-256,
-    status and latency. Written after the response is known; a failed write is logged loudly."""
+    """Records every mutating authenticated call: actor, action, path (no query), body SHA-256, status and
+    latency, and holds the response back until that row is committed.
+
+    So a client that received a complete response knows its call is in the trail, even if the process dies
+    right after; a crash before the commit leaves the client without a response, not with an unaudited
+    one. (What the call changed was committed earlier, with its own domain audit row, in its own
+    transaction.) If the row cannot be written, the client gets a 500 instead of the held response."""
 
     def __init__(self, app: ASGIApp, write: AuditWriter) -> None:
         self.app, self.write = app, write
@@ -344,11 +349,12 @@ class AuditMiddleware:
         if actor is None or scope["method"] not in MUTATING_METHODS or scope["path"] in NOT_AUDITED:
             await self.app(scope, receive, send)
             return
-        digest = hashlib.sha256()
         status = 500
         started = time.perf_counter()
         body = bytearray()
         replayed = False
+        held: Message | None = None  # the response start, until the row is committed
+        recorded = False
 
         async def read_body() -> None:
             # The whole body is hashed up front (BodyLimit has bounded it), so routes that never read
@@ -368,27 +374,41 @@ class AuditMiddleware:
                 return {"type": "http.request", "body": bytes(body), "more_body": False}
             return await receive()
 
-        async def send_tracked(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await read_body()
-            digest.update(body)
-            await self.app(scope, receive_replayed, send_tracked)
-        finally:
+        async def record() -> None:
+            nonlocal recorded
+            recorded = True
             details = {
                 "method": scope["method"],
                 "path": scope["path"],
-                "body_hash": digest.hexdigest(),
+                "body_hash": hashlib.sha256(body).hexdigest(),
                 "status": status,
                 "latency_ms": round((time.perf_counter() - started) * 1000, 2),
                 "request_id": _state(scope).get("request_id", ""),
             }
-            action = f"api_{scope['method'].lower()}"
             try:
-                await anyio.to_thread.run_sync(self.write, actor, action, scope["path"], details)
+                await self.write(actor, f"api_{scope['method'].lower()}", scope["path"], details)
             except Exception:
                 log.exception("audit.write_failed", extra={"path": scope["path"], "actor": actor.name})
+                raise
+
+        async def send_held(message: Message) -> None:
+            nonlocal status, held
+            if message["type"] == "http.response.start":
+                status, held = message["status"], message
+                return
+            if message["type"] == "http.response.body" and not message.get("more_body", False) and not recorded:
+                await record()  # raises if the row was not written: the held response is never sent
+            if held is not None:
+                start, held = held, None
+                await send(start)
+            await send(message)
+
+        try:
+            await read_body()
+            await self.app(scope, receive_replayed, send_held)
+        except HTTPException as exc:  # raised by `receive` (BodyLimit's 413), answered by an outer layer
+            status = exc.status_code
+            raise
+        finally:
+            if not recorded:  # no complete response from the app: record what the client will get
+                await record()

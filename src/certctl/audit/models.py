@@ -10,6 +10,8 @@ from certctl.db.base import Base
 from certctl.db.types import JSONType, StrEnumType, UTCDateTime, json_default
 from certctl.security.roles import ActorType
 
+RESOURCE_ID_LENGTH = 2048
+
 
 class AuditEvent(Base):
     """One row per recorded action. Rows are never updated or deleted (a trigger refuses both)."""
@@ -25,6 +27,6 @@ class AuditEvent(Base):
     actor_type: Mapped[ActorType] = mapped_column(StrEnumType(ActorType, 16))
     action: Mapped[str] = mapped_column(String(64), index=True)
     resource_type: Mapped[str] = mapped_column(String(64))
-    resource_id: Mapped[str] = mapped_column(String(2048))
+    resource_id: Mapped[str] = mapped_column(String(RESOURCE_ID_LENGTH))
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default=json_default({}))
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -88,6 +89,11 @@ class _Signed:
     encrypted_key: bytes
 
 
+# Called in the storing transaction for every certificate a job has just issued (notifications hook in here,
+# so their rows commit with the new version).
+IssuedHook = Callable[[Session, ManagedCertificate, Job], None]
+
+
 class IssuanceProcessor:
     def __init__(
         self,
@@ -100,8 +106,10 @@ class IssuanceProcessor:
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=2),
         batch: int = 25,
+        on_issued: IssuedHook | None = None,
     ) -> None:
         self._db, self._clock, self._cipher = db, clock, cipher
+        self._on_issued = on_issued
         self._connectors, self._queue = connectors, queue
         self.worker_id = worker_id or default_worker_id()
         self._lease, self._batch = lease, batch
@@ -191,6 +199,8 @@ class IssuanceProcessor:
                 if cert.status not in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
                     cert.status = CertificateStatus.ACTIVE
                 cert.expires_at, cert.last_renewal_at, cert.updated_at = issued.not_after, now, now
+                if self._on_issued is not None:
+                    self._on_issued(session, cert, job)
                 audit.record(
                     SYSTEM_ACTOR,
                     "renewal_job_completed",

@@ -13,6 +13,7 @@ import typer
 from certctl import __version__
 from certctl.cli.certs import app as certs_app
 from certctl.cli.jobs import app as jobs_app
+from certctl.cli.notifications import app as notifications_app
 from certctl.config import Settings, load_settings
 from certctl.errors import CertctlError, ConfigurationError
 from certctl.security.roles import Role
@@ -29,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(certs_app, name="certs")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(notifications_app, name="notifications")
 
 
 def _settings() -> Settings:
@@ -50,12 +52,16 @@ def version() -> None:
 
 
 @app.command()
-def server() -> None:
+def server(
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="processes serving the API, each a full replica on the same database")
+    ] = 1,
+) -> None:
     """Run the HTTPS control plane (migrates the database first)."""
     from certctl.server import run
 
     try:
-        run(_settings())
+        run(_settings(), workers=workers)
     except CertctlError as exc:
         _fail(str(exc))
 
@@ -141,7 +147,7 @@ def _context() -> Iterator[AppContext]:
     try:
         yield context
     finally:
-        context.db.dispose()
+        context.close()
 
 
 @apikey_app.command("create")

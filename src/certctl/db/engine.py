@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+PING_AFTER_IDLE_SECONDS = 10.0  # a pooled connection idle this long is pinged before use
+INSERT_MANY_PAGE_ROWS = 1000  # SQLAlchemy's insertmanyvalues page: more rows than this are several statements
 READ_ONLY_OPTION = "certctl_read_only"
 
 
@@ -20,14 +24,40 @@ def make_engine(url: str, *, max_conns: int = 25, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo=echo)
-    return create_engine(
+    # Up to max_conns connections, opened on demand and then kept: under load an "overflow" connection
+    # closed after every use costs a PostgreSQL backend start per transaction (≈ 3 ms of server CPU).
+    engine = create_engine(
         url,
         echo=echo,
-        pool_size=max(1, min(max_conns, 5)),
-        max_overflow=max(0, max_conns - 5),
-        pool_pre_ping=True,
+        pool_size=max_conns,
+        max_overflow=0,
+        insertmanyvalues_page_size=INSERT_MANY_PAGE_ROWS,
         connect_args={"connect_timeout": 10},
     )
+    # Several rows of one table in a flush go out as one multi-row INSERT, as they do with RETURNING,
+    # instead of psycopg's pipelined executemany (the psycopg2 dialect does this by default).
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection on checkout only if it sat idle for a while (pool_pre_ping checks every
+    time: one extra round trip per transaction). One that fails is replaced, as with pool_pre_ping."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: let the pool open a fresh connection (it retries the checkout)
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> Engine:
@@ -86,6 +116,16 @@ class Database:
             connection.execution_options(**{READ_ONLY_OPTION: True})
             with Session(bind=connection, expire_on_commit=False) as session, session.begin():
                 yield session
+
+    def insert_committed(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert `rows` into `table` and commit, outside any session: on PostgreSQL one multi-row INSERT in
+        autocommit (one round trip; a single statement is all or nothing), on SQLite a short transaction."""
+        if self.dialect == "postgresql" and len(rows) <= INSERT_MANY_PAGE_ROWS:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(insert(table), list(rows))
+            return
+        with self.engine.begin() as connection:
+            connection.execute(insert(table), list(rows))
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

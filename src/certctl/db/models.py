@@ -7,10 +7,12 @@ from certctl.certificates import models as certificates
 from certctl.db.base import Base
 from certctl.issuers import models as issuers
 from certctl.jobs import models as jobs
+from certctl.notifications import models as notifications
 from certctl.org import models as org
 from certctl.policies import models as policies
 from certctl.profiles import models as profiles
 from certctl.scheduler import models as scheduler
+from certctl.stats import models as stats
 from certctl.targets import models as targets
 
 metadata = Base.metadata
@@ -23,9 +25,11 @@ __all__ = [
     "issuers",
     "jobs",
     "metadata",
+    "notifications",
     "org",
     "policies",
     "profiles",
     "scheduler",
+    "stats",
     "targets",
 ]

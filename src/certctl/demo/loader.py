@@ -18,7 +18,7 @@ from certctl.clock import FrozenClock
 from certctl.context import AppContext
 from certctl.db.base import Base
 from certctl.demo import certificates as certs
-from certctl.demo import history, inventory
+from certctl.demo import history, inventory, notifications
 from certctl.demo.inventory import LOCAL_CA_COMMON_NAME, LOCAL_ISSUER_ID
 from certctl.demo.signing import DemoSigner
 from certctl.errors import Conflict
@@ -104,6 +104,8 @@ def _insert_all(session: Session, now: datetime, versions: list[CertificateVersi
     fingerprints = {version.id: version.fingerprint_sha256 for version in stored}
     serials = {version.id: version.serial_number for version in stored}
     inserted["jobs"] = _insert_missing(session, history.jobs(now, fingerprints))
+    inserted["notification_events"] = _insert_missing(session, notifications.events(now))
+    inserted["notification_attempts"] = _insert_missing(session, notifications.attempts(now))
     trail_loaded = session.get(AuditEvent, history.AUDIT_MARKER_ID) is not None
     inserted["audit_events"] = 0 if trail_loaded else _insert_missing(session, history.audit_events(now, serials))
     return inserted

@@ -13,6 +13,8 @@ from prometheus_client import REGISTRY
 
 from certctl.api.deps import Context, current_actor
 from certctl.api.schemas import ERROR_RESPONSES, Responses
+from certctl.context import AppContext
+from certctl.notifications.exposition import DeliveryCollector
 from certctl.stats import exposition
 from certctl.stats.schemas import (
     DashboardSummaryOut,
@@ -123,12 +125,17 @@ _PROMETHEUS_DOC: Responses = {200: {"description": "Prometheus text exposition f
 
 
 @router.get("/api/v1/metrics/prometheus", response_class=PrometheusResponse, responses=_PROMETHEUS_DOC)
-def get_prometheus_metrics(stats: Stats) -> PrometheusResponse:
+def get_prometheus_metrics(stats: Stats, ctx: Context) -> PrometheusResponse:
     # prometheus_client's default registry carries process metrics and any counter a feature registers.
-    return PrometheusResponse(exposition.render(stats.metrics(), extra=(REGISTRY,)))
+    return _prometheus(stats, ctx)
 
 
 @router.get("/metrics", response_class=PrometheusResponse, responses=_PROMETHEUS_DOC)
-def get_prometheus_metrics_root(stats: Stats) -> PrometheusResponse:
+def get_prometheus_metrics_root(stats: Stats, ctx: Context) -> PrometheusResponse:
     """The same exposition at the path scrapers try by default; authenticated like the rest."""
-    return PrometheusResponse(exposition.render(stats.metrics(), extra=(REGISTRY,)))
+    return _prometheus(stats, ctx)
+
+
+def _prometheus(stats: StatsService, ctx: AppContext) -> PrometheusResponse:
+    delivery = DeliveryCollector(ctx.notifications.dispatcher.metrics)
+    return PrometheusResponse(exposition.render(stats.metrics(), extra=(delivery, REGISTRY)))

@@ -14,6 +14,8 @@ from certctl.stats.store import CertificateExpiry, StatsStore
 
 EXPIRING_WINDOW = timedelta(days=30)  # "expiring soon" on the dashboard and in metrics (core.md §12.1)
 ACTIVE_AGENT_WINDOW = timedelta(minutes=5)  # an agent heard from this recently counts as active
+# Folding rewrites every kept count (a few thousand rows at most), so it waits for this many changes.
+FOLD_AFTER_ROWS = 2_000
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
 
@@ -105,11 +107,14 @@ class StatsService:
         self._per_certificate = per_certificate_metrics
 
     def summary(self) -> DashboardSummary:
+        """The dashboard counts at the clock's now; folds the kept counts when many changes piled up."""
         now = self._clock.now()
-        with self._db.begin() as session:
+        with self._db.read() as session:
             counts = StatsStore(session).summary_counts(
                 now, expiring_before=now + EXPIRING_WINDOW, heartbeat_after=now - ACTIVE_AGENT_WINDOW
             )
+        if counts.unfolded_counts > FOLD_AFTER_ROWS:
+            self.fold_counts()
         return DashboardSummary(
             total_certificates=counts.total_certificates,
             expiring_certificates=counts.expiring_certificates,
@@ -121,11 +126,18 @@ class StatsService:
             pending_jobs=counts.pending_jobs,
             failed_jobs=counts.failed_jobs,
             complete_jobs=counts.complete_jobs,
-            # The notification_events table arrives with the notifications feature (a later issue); until
-            # then there is no dead-letter queue, so nothing can be dead.
-            notifications_dead=0,
+            notifications_dead=counts.notifications_dead,
             completed_at=now,
         )
+
+    def fold_counts(self) -> int:
+        """Sum the counts kept on write into one row per key (status_counts); returns the rows folded.
+
+        The summary does this itself once more than FOLD_AFTER_ROWS changes are waiting; a periodic loop may
+        call it too. Writers never wait for it.
+        """
+        with self._db.begin() as session:
+            return StatsStore(session).fold_counts()
 
     def certificates_by_status(self) -> list[StatusCount]:
         """Counts per normalised status, in lifecycle order; statuses with no certificate are left out.

@@ -2,25 +2,51 @@
 
 Nothing here pages, and no certificate, agent or job row is loaded into Python (the original counted a
 50-row page, core.md §12.1 ⚠). The one exception is `certificate_expiries`, the opt-in per-certificate
-gauge, which by definition needs one value per certificate.
+gauge, which by definition needs one value per certificate. The summary reads the counts kept on write
+(stats/models.py) rather than counting rows.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, ScalarSelect, String, and_, cast, func, or_, select, type_coerce
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Date,
+    ScalarSelect,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from certctl.agents.models import Agent
 from certctl.certificates.models import CertificateStatus, ManagedCertificate
 from certctl.jobs.models import Job, JobStatus
+from certctl.notifications.models import NotificationEvent, NotificationStatus
+from certctl.stats.models import JOB_RETRYING_STATE, StatusCountRow
 
 # Jobs still on their way to an outcome (core.md §12.1); a Failed job with next_retry_at is one too.
 OPEN_JOB_STATUSES = (JobStatus.PENDING, JobStatus.AWAITING_CSR, JobStatus.AWAITING_APPROVAL, JobStatus.RUNNING)
+_PENDING_JOB_STATES = (*(status.value for status in OPEN_JOB_STATUSES), JOB_RETRYING_STATE)
+# Revoked and Expired certificates are only that; every other status is re-bucketed by its expiry.
+_DECIDED = (CertificateStatus.REVOKED.value, CertificateStatus.EXPIRED.value)
+FOLD_LOCK_ID = 0x63657274_0004  # pg advisory lock id while folding status_counts ("cert", revision 0004)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +60,8 @@ class SummaryCounts:
     pending_jobs: int
     failed_jobs: int
     complete_jobs: int
+    unfolded_counts: int  # status_counts rows not folded yet (StatsStore.fold_counts)
+    notifications_dead: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,30 +78,28 @@ class StatsStore:
     def summary_counts(self, now: datetime, expiring_before: datetime, heartbeat_after: datetime) -> SummaryCounts:
         """All dashboard counts in one statement and one round trip.
 
-        Each count is its own COUNT(*) subquery with a sargable predicate, so the database answers it from
-        the status, expires_at and retired_at indexes (index-only where it can) instead of evaluating every
-        condition on every row of a wide table. Statuses are compared with their canonical values: the
-        status columns refuse anything else.
+        Counts by status come from status_counts (kept on write by triggers, revision 0004): a sum over a few
+        hundred rows instead of a COUNT over every certificate and job. The counts that depend on "now" are
+        sums over whole UTC days of expiry, plus index range counts over the two partial days at the edges
+        of each window (today before/after now, and the window's last day), so they stay exact at any
+        instant while reading about a day's worth of index entries, however large the inventory. Agents are
+        few and their activity is time-based: they are still counted directly.
         """
-        cert, job = ManagedCertificate, Job
-        undecided = cert.status.not_in((CertificateStatus.REVOKED, CertificateStatus.EXPIRED))
-        not_retired = Agent.retired_at.is_(None)
-        failed = job.status == JobStatus.FAILED
-        stmt = select(
-            _count(cert),
-            # Precedence as the original: revoked, then expired (by status or by date), then expiring.
-            _count(cert, undecided, cert.expires_at > now, cert.expires_at < expiring_before),
-            _count(cert, cert.status == CertificateStatus.EXPIRED) + _count(cert, undecided, cert.expires_at < now),
-            _count(cert, cert.status == CertificateStatus.REVOKED),
-            _count(Agent, not_retired),
-            _count(Agent, not_retired, Agent.last_heartbeat_at > heartbeat_after),
-            _count(job, job.status.in_(OPEN_JOB_STATUSES)),
-            _count(job, failed),  # index-only; minus the terminal ones below, it leaves those awaiting a retry
-            _count(job, failed, job.next_retry_at.is_(None)),
-            _count(job, job.status == JobStatus.COMPLETED),
-        )
-        total, expiring, expired, revoked, agents, active, open_jobs, failed_jobs, terminal, completed = (
-            int(value or 0) for value in self.session.execute(stmt).one()
+        today, last_day = _utc_day(now), _utc_day(expiring_before)
+        tomorrow = _midnight(today + timedelta(days=1))
+        params = {
+            "now": now,
+            "today": today,
+            "today_start": _midnight(today),
+            "first_day_end": min(tomorrow, expiring_before),
+            "last_day": last_day,
+            "last_day_start": max(_midnight(last_day), tomorrow),  # past expiring_before when it is today
+            "expiring_before": expiring_before,
+            "heartbeat_after": heartbeat_after,
+        }
+        # Core, on the session's connection: the statement is built and compiled once per process.
+        total, expiring, expired, revoked, agents, active, pending, failed, completed, unfolded, dead = (
+            int(value or 0) for value in self.session.connection().execute(_summary_statement(), params).one()
         )
         return SummaryCounts(
             total_certificates=total,
@@ -82,10 +108,58 @@ class StatsStore:
             revoked_certificates=revoked,
             total_agents=agents,
             active_agents=active,
-            pending_jobs=open_jobs + failed_jobs - terminal,
-            failed_jobs=terminal,
+            pending_jobs=pending,
+            failed_jobs=failed,
             complete_jobs=completed,
+            unfolded_counts=unfolded,
+            notifications_dead=dead,
         )
+
+    def fold_counts(self) -> int:
+        """Add the rows written since the last fold into one row per key; returns the rows folded.
+
+        Only the waiting rows and the keys they touch are rewritten, so a fold costs what changed, not what
+        is counted. Rows committed by writers meanwhile are not seen: they stay and keep counting. On
+        PostgreSQL one replica folds at a time (the others skip, returning 0) instead of queueing.
+        """
+        sc = StatusCountRow
+        postgresql = self.session.get_bind().dialect.name == "postgresql"
+        if postgresql and not self.session.scalar(select(func.pg_try_advisory_xact_lock(FOLD_LOCK_ID))):
+            return 0
+        waiting = self.session.execute(
+            delete(sc).where(sc.folded.is_(False)).returning(sc.table_name, sc.state, sc.expires_on, sc.delta)
+        ).all()
+        sums: dict[tuple[str, str, date | None], int] = defaultdict(int)
+        for table_name, state, expires_on, delta in waiting:
+            sums[(table_name, state, expires_on)] += delta
+        folded = {
+            (table_name, state, expires_on): (ident, delta)
+            for ident, table_name, state, expires_on, delta in self.session.execute(
+                select(sc.id, sc.table_name, sc.state, sc.expires_on, sc.delta).where(sc.folded.is_(True))
+            )
+        }
+        changed, emptied, added = [], [], []
+        for key, delta in sums.items():
+            if key in folded:
+                ident, total = folded[key]
+                if total + delta:
+                    changed.append({"row_id": ident, "new_delta": total + delta})
+                else:
+                    emptied.append(ident)
+            elif delta:
+                table_name, state, expires_on = key
+                added.append(
+                    {"table_name": table_name, "state": state, "expires_on": expires_on, "delta": delta, "folded": True}
+                )
+        if changed:
+            self.session.connection().execute(
+                update(sc).where(sc.id == bindparam("row_id")).values(delta=bindparam("new_delta")), changed
+            )
+        if emptied:
+            self.session.execute(delete(sc).where(sc.id.in_(emptied)))
+        if added:
+            self.session.execute(insert(sc), added)
+        return len(waiting)
 
     def certificate_status_counts(self) -> Sequence[tuple[str, int]]:
         """(status as stored, count) for every stored status value; index-only on the status index."""
@@ -178,5 +252,55 @@ class StatsStore:
         return func.date(column)
 
 
+@cache
+def _summary_statement() -> Select[*tuple[Any, ...]]:
+    """StatsStore.summary_counts' statement, with its instants and days as bound parameters."""
+    cert, sc = ManagedCertificate, StatusCountRow
+    undecided_row = cert.status.not_in(_DECIDED)
+    certificates, jobs = sc.table_name == ManagedCertificate.__tablename__, sc.table_name == Job.__tablename__
+    undecided = and_(certificates, sc.state.not_in(_DECIDED))
+    not_retired = Agent.retired_at.is_(None)
+    now: BindParameter[datetime] = bindparam("now")
+    expiring_before: BindParameter[datetime] = bindparam("expiring_before")
+    # Precedence as the original: revoked, then expired (by status or by date), then expiring.
+    expired = (
+        _sum(certificates, sc.state == CertificateStatus.EXPIRED.value)
+        + _sum(undecided, sc.expires_on < bindparam("today"))
+        + _count(cert, undecided_row, cert.expires_at >= bindparam("today_start"), cert.expires_at < now)
+    )
+    expiring = (
+        _count(cert, undecided_row, cert.expires_at > now, cert.expires_at < bindparam("first_day_end"))
+        + _sum(undecided, sc.expires_on > bindparam("today"), sc.expires_on < bindparam("last_day"))
+        + _count(cert, undecided_row, cert.expires_at >= bindparam("last_day_start"), cert.expires_at < expiring_before)
+    )
+    return select(
+        _sum(certificates),
+        expiring,
+        expired,
+        _sum(certificates, sc.state == CertificateStatus.REVOKED.value),
+        _count(Agent, not_retired),
+        _count(Agent, not_retired, Agent.last_heartbeat_at > bindparam("heartbeat_after")),
+        _sum(jobs, sc.state.in_(_PENDING_JOB_STATES)),
+        _sum(jobs, sc.state == JobStatus.FAILED.value),  # terminal: a retrying one is counted as pending
+        _sum(jobs, sc.state == JobStatus.COMPLETED.value),
+        func.count().filter(sc.folded.is_(False)),
+        # The dead-letter queue: an index count on the status index, small however many rows were sent.
+        _count(NotificationEvent, NotificationEvent.status == NotificationStatus.DEAD.value),
+    ).select_from(sc)
+
+
 def _count(entity: type[Any], *where: ColumnElement[bool]) -> ScalarSelect[int]:
     return select(func.count()).select_from(entity).where(*where).scalar_subquery()
+
+
+def _sum(*where: ColumnElement[bool]) -> ColumnElement[int]:
+    """Rows counted in status_counts under the keys matching `where` (0 when none)."""
+    return func.coalesce(func.sum(StatusCountRow.delta).filter(and_(*where)), 0)
+
+
+def _utc_day(instant: datetime) -> date:
+    return instant.astimezone(UTC).date()
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)

@@ -1,0 +1,111 @@
+"""Notifications about lifecycle events: renewal success and failure, deployment, revocation (§8.8).
+
+Each method runs inside the transaction of the event it reports, adding rows through the outbox; the
+caller hands `take_added()` to the dispatcher after its commit. Notification trouble never fails the
+caller's operation: rows are only inserted here, delivery happens later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from certctl.certificates.models import ManagedCertificate
+from certctl.clock import Clock
+from certctl.jobs.models import Job, JobType
+from certctl.notifications import messages
+from certctl.notifications.channels.base import ChannelName, EventAction
+from certctl.notifications.models import NotificationType
+from certctl.notifications.outbox import NotificationOutbox
+from certctl.notifications.store import NotificationStore
+
+
+class LifecycleNotifier:
+    def __init__(self, clock: Clock, *, webhook_configured: bool) -> None:
+        self._clock = clock
+        self._webhook_configured = webhook_configured
+        self._added: list[str] = []
+
+    def take_added(self) -> list[str]:
+        added, self._added = self._added, []
+        return added
+
+    def renewed(self, session: Session, cert: ManagedCertificate, job: Job) -> None:
+        """RenewalSuccess by e-mail to the owner; PagerDuty incidents opened by expiry alerts are resolved."""
+        if job.type is not JobType.RENEWAL:
+            return
+        outbox = NotificationOutbox(session, self._clock)
+        recipient = outbox.recipient_for(cert)
+        body = messages.renewal_success_body(cert.common_name, cert.expires_at)
+        outbox.add(
+            type=NotificationType.RENEWAL_SUCCESS.value,
+            channel=ChannelName.EMAIL.value,
+            recipient=recipient,
+            message=body,
+            certificate_id=cert.id,
+        )
+        for threshold in NotificationStore(session).delivered_alert_thresholds(cert.id, ChannelName.PAGERDUTY.value):
+            outbox.add(
+                type=NotificationType.RENEWAL_SUCCESS.value,
+                channel=ChannelName.PAGERDUTY.value,
+                recipient=recipient,
+                message=body,
+                certificate_id=cert.id,
+                threshold_days=threshold,
+                action=EventAction.RESOLVE,
+            )
+        self._added.extend(outbox.added)
+
+    def renewal_failed(self, session: Session, job: Job, now: datetime) -> None:
+        """RenewalFailure on a renewal's terminal failure only (a retry still pending is not news)."""
+        if job.type is not JobType.RENEWAL:
+            return
+        cert = session.get(ManagedCertificate, job.certificate_id)
+        if cert is None:
+            return
+        outbox = NotificationOutbox(session, self._clock)
+        outbox.add(
+            type=NotificationType.RENEWAL_FAILURE.value,
+            channel=ChannelName.EMAIL.value,
+            recipient=outbox.recipient_for(cert),
+            message=messages.renewal_failure_body(cert.common_name, job.last_error or "unknown error"),
+            certificate_id=cert.id,
+        )
+        self._added.extend(outbox.added)
+
+    def deployed(self, session: Session, cert: ManagedCertificate, target_name: str, error: str | None = None) -> None:
+        """DeploymentSuccess / DeploymentFailure by e-mail to the owner."""
+        outbox = NotificationOutbox(session, self._clock)
+        if error is None:
+            kind, body = (
+                NotificationType.DEPLOYMENT_SUCCESS,
+                messages.deployment_success_body(cert.common_name, target_name),
+            )
+        else:
+            kind = NotificationType.DEPLOYMENT_FAILURE
+            body = messages.deployment_failure_body(cert.common_name, target_name, error)
+        outbox.add(
+            type=kind.value,
+            channel=ChannelName.EMAIL.value,
+            recipient=outbox.recipient_for(cert),
+            message=body,
+            certificate_id=cert.id,
+        )
+        self._added.extend(outbox.added)
+
+    def revoked(self, session: Session, cert: ManagedCertificate, reason: str) -> None:
+        """Revocation: a Webhook row first when CERTCTL_WEBHOOK_URL is set, then the owner's e-mail."""
+        outbox = NotificationOutbox(session, self._clock)
+        body = messages.revocation_body(cert.common_name, reason)
+        recipient = outbox.recipient_for(cert)
+        channels = [ChannelName.WEBHOOK, ChannelName.EMAIL] if self._webhook_configured else [ChannelName.EMAIL]
+        for channel in channels:
+            outbox.add(
+                type=NotificationType.REVOCATION.value,
+                channel=channel.value,
+                recipient=recipient,
+                message=body,
+                certificate_id=cert.id,
+            )
+        self._added.extend(outbox.added)
