@@ -24,8 +24,7 @@ The sentinel agents get no usable key (their hash is `sentinel-no-auth`, which n
 they stand for the server itself. Never enable the demo seed on a server holding real data.
 
 Not loaded yet, because their tables do not exist yet (each arrives with its feature): the revocation
-ledger row for mc-compromised (arrives with revocation/CRL), notification events incl. the dead-letter
-and retrying ones (arrives with notifications), health checks (arrives with health monitoring),
+ledger row for mc-compromised (arrives with revocation/CRL), health checks (arrives with health monitoring),
 discovery scans and discovered certificates (arrives with discovery), network scan targets (arrives
 with the network scanner), approval requests for the two AwaitingApproval jobs (arrives with issuance
 approvals), policy rules and violations (arrives with compliance policies).
