@@ -212,7 +212,6 @@ def test_a_terminal_renewal_failure_mails_the_owner(
     with context.db.begin() as session:
         [job] = session.scalars(select(Job).where(Job.certificate_id == cert_id, Job.status == JobStatus.PENDING))
         job.max_attempts = 1
-        session.execute(update(Job).where(Job.id == job.id).values(max_attempts=1))
         session.execute(update(RenewalPolicy).values(alert_thresholds_days=[0]))
     with context.db.begin() as session:  # the issuer vanishes: the job fails for good
         from certctl.issuers.models import Issuer

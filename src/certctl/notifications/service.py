@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from certctl.audit.service import AuditRecorder
 from certctl.certificates.models import ManagedCertificate
@@ -115,7 +116,7 @@ class NotificationService:
                 if cert is None:
                     raise NotFound("certificate", certificate_id)
                 days = threshold_days if threshold_days is not None else 30
-                left = int((cert.expires_at - now).total_seconds() // 86_400) if cert.expires_at else days
+                left = math.trunc((cert.expires_at - now) / timedelta(days=1)) if cert.expires_at else days
                 text = messages.expiry_body(cert.common_name, cert.expires_at, left, days, tag=False)
                 target = recipient or NotificationOutbox(session, self._clock).recipient_for(cert)
             message = Message(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from dataclasses import dataclass
 
+from certctl.certificates.processor import default_worker_id
 from certctl.clock import Clock
 from certctl.config import Settings
 from certctl.db.engine import Database
@@ -15,11 +14,6 @@ from certctl.notifications.delivery import NotificationDispatcher
 from certctl.notifications.service import NotificationService
 
 log = logging.getLogger("certctl.notifications")
-
-
-def worker_name() -> str:
-    """Who made an attempt and who holds a claim: host and process (unique among live replicas)."""
-    return f"{socket.gethostname()[:100]}:{os.getpid()}"
 
 
 @dataclass
@@ -47,7 +41,7 @@ def build_notifications(settings: Settings, db: Database, clock: Clock) -> Notif
         db,
         clock,
         channels,
-        worker_id=worker_name(),
+        worker_id=default_worker_id(),
         lease=settings.notification_claim_lease,
         batch_size=settings.notification_batch_size,
         concurrency=settings.notification_send_concurrency,
