@@ -444,6 +444,7 @@ def main() -> None:
         )
 
         context.connectors.get("iss-local")  # the CA is made once, before the clock starts
+        load_before = os.getloadavg()  # the machine may be shared: figures mean little under other load
         if args.worker_process:
             timing = issue_with_worker_process(context, app, settings, args)
         else:
@@ -473,6 +474,7 @@ def main() -> None:
             spent = ", ".join(f"{name} {ms:.2f}" for name, ms in timing.cpu_ms.items())
             print(f"  CPU per certificate (ms): {spent}; total {sum(timing.cpu_ms.values()):.2f}")
         print(f"raw cryptography (key + CSR + sign): {raw:.0f}/s; certctl reaches {rate / raw:.1%} of it")
+        print(f"machine load (1-minute average): {load_before[0]:.2f} before issuance, {os.getloadavg()[0]:.2f} after")
         context.db.dispose()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from certctl import __version__
+from certctl.agents.access import refusal
 from certctl.api.errors import install_error_handlers
 from certctl.api.middleware import (
     AuditMiddleware,
@@ -29,6 +30,10 @@ DRAIN_TIMEOUT_SECONDS = 30.0
 
 
 def _routers() -> list[APIRouter]:
+    from certctl.agent_groups.api import router as agent_groups
+    from certctl.agents.api import certificates_router as certificate_deploys
+    from certctl.agents.api import jobs_router as job_verification
+    from certctl.agents.api import router as agents
     from certctl.audit.api import router as audit
     from certctl.certificates.api import router as certificates
     from certctl.issuers.api import router as issuers
@@ -43,7 +48,10 @@ def _routers() -> list[APIRouter]:
     from certctl.targets.api import router as targets
 
     return [
+        certificate_deploys,
         certificates,
+        agents,
+        job_verification,
         jobs,
         notifications,
         teams,
@@ -52,6 +60,7 @@ def _routers() -> list[APIRouter]:
         profiles,
         issuers,
         targets,
+        agent_groups,
         audit,
         scheduler,
         notification_admin,
@@ -107,9 +116,10 @@ def create_app(context: AppContext, background: Background | None = None) -> Fas
         )
     app.add_middleware(
         AuthMiddleware,
-        authenticate=context.api_keys.authenticate,
-        authenticate_in_memory=context.api_keys.authenticate_env,
+        authenticate=context.authenticate,
+        authenticate_in_memory=context.authenticate_in_memory,
         anonymous=ANONYMOUS_ACTOR if context.auth_disabled else None,
+        refusal=refusal,
     )
     app.add_middleware(CORSMiddleware, origins=settings.cors_origins)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_size)

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="comma-separated name:key[:admin|:operator|:viewer|:auditor]"
     )
     config_encryption_key: SecretStr | None = Field(default=None, description="a passphrase of at least 32 characters")
+    agent_bootstrap_token: SecretStr = Field(
+        default=SecretStr(""), description="a shared token agents present to register themselves"
+    )
     cors_origins: CommaList = Field(default_factory=list, description="a comma-separated list of origins")
     rate_limit_enabled: GoBool = Field(default=True, description="true or false")
     rate_limit_rps: float = Field(default=50, gt=0, description="requests per second > 0")
@@ -155,6 +158,8 @@ class Settings(BaseSettings):
     job_awaiting_csr_timeout: Interval = Field(default=timedelta(hours=24), description=DURATION_FORM)
     job_awaiting_approval_timeout: Interval = Field(default=timedelta(hours=168), description=DURATION_FORM)
     job_retry_backoff_cap: Interval = Field(default=timedelta(hours=24), description=DURATION_FORM)
+    # Online agents silent for longer than this interval are marked Offline by the agent-health loop.
+    scheduler_agent_health_check_interval: Interval = Field(default=timedelta(minutes=2), description=DURATION_FORM)
     renewal_concurrency: int = Field(default=25, ge=1, le=1000, description="an integer 1-1000")
     metrics_per_certificate: GoBool = Field(default=False, description="true or false")
 

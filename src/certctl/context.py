@@ -5,17 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from certctl.agents.access import bootstrap_actor
+from certctl.agents.service import AgentService
 from certctl.apikeys.service import ApiKeyService
 from certctl.audit.service import AuditService
 from certctl.certificates.export import SlidingWindowLimiter
 from certctl.clock import Clock, SystemClock
 from certctl.config import AuthType, Settings
 from certctl.db.engine import Database
+from certctl.deploy.metrics import DeployCounters
 from certctl.issuers.connectors import ConnectorRegistry
 from certctl.notifications.service import NotificationService
 from certctl.notifications.wiring import Notifications, build_notifications
 from certctl.security.apikeys import legacy_keys, parse_named_keys
 from certctl.security.encryption import ConfigCipher, load_or_create_passphrase
+from certctl.security.roles import Actor
 
 
 @dataclass
@@ -30,12 +34,16 @@ class AppContext:
     connectors: ConnectorRegistry = field(init=False)
     started_at: datetime = field(init=False)
     notifications: Notifications = field(init=False)
+    agents: AgentService = field(init=False)
+    deploy_counters: DeployCounters = field(init=False)  # fed by the deployments agents report
 
     def __post_init__(self) -> None:
         named = parse_named_keys(self.settings.api_keys_named.get_secret_value())
         env_keys = named or legacy_keys(self.settings.auth_secret.get_secret_value())
         self.api_keys = ApiKeyService(self.db, self.clock, env_keys)
         self.audit = AuditService(self.db, self.clock)
+        self.agents = AgentService(self.db, self.clock)
+        self.deploy_counters = DeployCounters()
         self.started_at = self.clock.now()
         self.connectors = ConnectorRegistry(self.db, self.cipher, self.clock, self.settings.server_public_url)
         self.export_limiter = SlidingWindowLimiter(
@@ -60,6 +68,20 @@ class AppContext:
         passphrase, _ = load_or_create_passphrase(secret.get_secret_value() if secret else None, settings.data_dir)
         db = Database.from_url(settings.sqlalchemy_url, max_conns=settings.database_max_conns)
         return cls(settings=settings, db=db, cipher=ConfigCipher(passphrase), clock=clock or SystemClock())
+
+    def authenticate_in_memory(self, presented: str) -> Actor | None:
+        """Environment keys and the agent bootstrap token: no I/O."""
+        return self.api_keys.authenticate_env(presented) or bootstrap_actor(
+            presented, self.settings.agent_bootstrap_token.get_secret_value()
+        )
+
+    def authenticate(self, presented: str) -> Actor | None:
+        """Operator keys, then per-agent credentials, then the bootstrap token."""
+        return (
+            self.api_keys.authenticate(presented)
+            or self.agents.authenticate(presented)
+            or bootstrap_actor(presented, self.settings.agent_bootstrap_token.get_secret_value())
+        )
 
     @property
     def auth_disabled(self) -> bool:

@@ -45,5 +45,13 @@ class PreconditionFailed(CertctlError):
     """HTTP 412."""
 
 
+class Gone(CertctlError):
+    """The resource existed and has been retired for good (HTTP 410)."""
+
+
+class UpstreamFailed(CertctlError):
+    """A system the server depends on (an issuer) failed; retrying later may work (HTTP 502)."""
+
+
 class ConfigurationError(CertctlError):
     """Settings or stored state that stop the process from starting."""

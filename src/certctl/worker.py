@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from certctl.agents.deployments import queue_deployments
+from certctl.certificates.models import ManagedCertificate
 from certctl.certificates.processor import IssuanceProcessor, ProcessSummary, mark_certificate_failed
 from certctl.certificates.renewal import RenewalChecker, RenewalSummary, ShortLivedSweep, expire_short_lived
 from certctl.context import AppContext
@@ -32,6 +34,7 @@ SHORT_LIVED_LOOP = "short-lived"
 NOTIFICATION_PROCESSOR_LOOP = "notification-processor"
 NOTIFICATION_RETRY_LOOP = "notification-retry"
 STATS_FOLD_LOOP = "stats-fold"
+AGENT_HEALTH_LOOP = "agent-health"
 STATS_FOLD_INTERVAL = timedelta(minutes=1)
 
 
@@ -63,6 +66,12 @@ def build_background(context: AppContext, ticks: TickSource | None = None) -> Ba
         awaiting_approval_timeout=settings.job_awaiting_approval_timeout,
         on_terminal_failure=fail_terminally,
     )
+
+    def issued(session: Session, cert: ManagedCertificate, job: Job) -> None:
+        lifecycle.renewed(session, cert, job)
+        # Server keygen: the agents pick up key and certificate of the version the job produced.
+        queue_deployments(session, cert, clock.now(), version_id=job.version_id)
+
     processor = IssuanceProcessor(
         context.db,
         clock,
@@ -70,7 +79,7 @@ def build_background(context: AppContext, ticks: TickSource | None = None) -> Ba
         connectors,
         queue,
         batch=settings.renewal_concurrency,
-        on_issued=lifecycle.renewed,
+        on_issued=issued,
     )
     checker = RenewalChecker(context.db, clock, settings.keygen_mode, connectors.has_connector, on_expiry_check=alerter)
 
@@ -96,6 +105,9 @@ def build_background(context: AppContext, ticks: TickSource | None = None) -> Ba
     def fold_counts(now: datetime, deadline: Deadline) -> int:
         return stats.fold_counts()
 
+    def check_agent_health(now: datetime, deadline: Deadline) -> int:
+        return context.agents.mark_silent_offline(settings.scheduler_agent_health_check_interval)
+
     def process_notifications(now: datetime, deadline: Deadline) -> DeliverySummary:
         return dispatcher.process_pending(deadline)
 
@@ -116,6 +128,13 @@ def build_background(context: AppContext, ticks: TickSource | None = None) -> Ba
             settings.short_lived_expiry_check_interval,
             timedelta(seconds=30),
             expire_short,
+            singleton=True,
+        ),
+        Loop(
+            AGENT_HEALTH_LOOP,
+            settings.scheduler_agent_health_check_interval,
+            timedelta(minutes=1),
+            check_agent_health,
             singleton=True,
         ),
         # The dashboard's kept counts are folded even when nobody reads them (stats/store.py fold_counts).

@@ -1,4 +1,5 @@
-"""Real nginx, Apache and HAProxy on loopback high ports, each in its own temp directory (stack.md §C.6, §C.9).
+"""Real nginx, Apache, HAProxy, Caddy, Postfix and Dovecot on loopback high ports, each in its own temp
+directory (stack.md §C.6, §C.9).
 
 Each server starts with certificate A already in place, runs as the current user (root in CI: workers
 drop to nobody / www-data), is stopped by pid in the fixture's finalizer — even when the test failed —
@@ -8,13 +9,20 @@ and every path it uses is inside the test's directory.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import signal
+import smtplib
 import socket
+import ssl
 import subprocess
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,13 +34,13 @@ from tests.deploy.material import Material
 READY_SECONDS = 10.0
 
 
-def require_binary(name: str) -> str:
+def require_binary(name: str, package: str = "nginx apache2 haproxy") -> str:
     """The binary's path; skip when missing, or fail when CERTCTL_REQUIRE_PEERS=1."""
     path = shutil.which(name) or next(
         (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)), None
     )
     if path is None:
-        message = f"{name} is not installed (apt-get install -y --no-install-recommends nginx apache2 haproxy)"
+        message = f"{name} is not installed (apt-get install -y --no-install-recommends {package})"
         if REQUIRE_PEERS:
             pytest.fail(f"{message}; required because CERTCTL_REQUIRE_PEERS=1")
         pytest.skip(message)
@@ -329,3 +337,287 @@ frontend tls
             stop_pid(self.process.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=1)
+
+
+def require_root(what: str) -> None:
+    """Skip (or fail with CERTCTL_REQUIRE_PEERS=1) when not root: some servers drop privileges themselves."""
+    if os.geteuid() != 0:
+        message = f"{what} must be started as root"
+        if REQUIRE_PEERS:
+            pytest.fail(f"{message}; required because CERTCTL_REQUIRE_PEERS=1")
+        pytest.skip(message)
+
+
+def traversable_temp_dir(prefix: str) -> Path:
+    """A fresh directory under /tmp that unprivileged daemon users can pass through (0711).
+
+    pytest's tmp_path sits below a 0700 directory, which Postfix's `postfix` user cannot traverse.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(root, 0o711)  # noqa: S103 - traversable, not readable: what the daemon users need
+    return root
+
+
+def starttls_fingerprint(port: int, timeout: float = 5.0) -> str:
+    """SHA-256 of the certificate an SMTP server presents after STARTTLS ("" when it offers none)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", port, timeout=timeout) as smtp:
+        smtp.ehlo("certctl-test")
+        if not smtp.has_extn("starttls"):
+            return ""
+        smtp.starttls(context=context)
+        assert isinstance(smtp.sock, ssl.SSLSocket)
+        der = smtp.sock.getpeercert(binary_form=True)
+    return hashlib.sha256(der or b"").hexdigest() if der else ""
+
+
+class CaddyServer:
+    """`caddy run --config caddy.json` (Caddy 2.6): an HTTPS server, the admin API on its own port.
+
+    `certificates` is the initial `apps.tls.certificates` object (`load_files`, `load_pem`, …); None
+    leaves the tls app out.
+    """
+
+    def __init__(self, root: Path, certificates: dict[str, object] | None) -> None:
+        self.binary = require_binary("caddy", "caddy")
+        self.root, self.port, self.admin_port = root, free_port(), free_port()
+        self.certs = root / "certs"
+        self.certs.mkdir(parents=True, exist_ok=True)
+        self.conf = root / "caddy.json"
+        self.conf.write_text(json.dumps(self.config(certificates), indent=2))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def config(self, certificates: dict[str, object] | None) -> dict[str, object]:
+        server = {
+            "listen": [f"127.0.0.1:{self.port}"],
+            "tls_connection_policies": [{}],
+            "automatic_https": {"disable": True},
+            "routes": [{"handle": [{"handler": "static_response", "body": "ok"}]}],
+        }
+        apps: dict[str, object] = {"http": {"servers": {"tls": server}}}
+        if certificates is not None:
+            apps["tls"] = {"certificates": certificates}
+        return {
+            "admin": {"listen": f"127.0.0.1:{self.admin_port}"},
+            "storage": {"module": "file_system", "root": str(self.root / "data")},
+            "apps": apps,
+        }
+
+    @property
+    def admin_api(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def reload_command(self) -> str:
+        return f"{self.binary} reload --force --config {self.conf} --address 127.0.0.1:{self.admin_port}"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        home = str(self.root)
+        return {**os.environ, "HOME": home, "XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home}
+
+    def start(self, fingerprint: str | None) -> None:
+        """Start and wait until `fingerprint` is served (None: until the admin API answers)."""
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "run", "--config", str(self.conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment,
+            )
+        if fingerprint is not None:
+            wait_until_served(self.port, fingerprint)
+            return
+        deadline = time.monotonic() + READY_SECONDS
+        while True:
+            try:
+                self.current_certificates()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    @property
+    def log(self) -> Path:
+        return self.root / "caddy.log"
+
+    def current_certificates(self) -> object:
+        """GET /config/apps/tls/certificates (None when there is no such object)."""
+        try:
+            with urllib.request.urlopen(f"{self.admin_api}/config/apps/tls/certificates", timeout=5) as response:  # noqa: S310
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 400:  # "invalid traversal path": no tls app yet
+                return None
+            raise
+
+    def admin_requests(self) -> list[tuple[str, str]]:
+        """(method, uri) of every admin API request Caddy logged, in order, except this helper's own."""
+        requests = []
+        for line in self.log.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if entry.get("logger") != "admin.api" or entry.get("msg") != "received request":
+                    continue
+                if any(agent.startswith("Python-urllib") for agent in entry["headers"].get("User-Agent", [])):
+                    continue  # current_certificates() and start()
+                requests.append((entry["method"], entry["uri"]))
+        return requests
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_pid(self.process.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=1)
+
+
+class PostfixServer:
+    """`postfix -c DIR start-fg`: smtpd with STARTTLS on one port and implicit TLS (like 465) on another.
+
+    Runs as root (the master drops to `postfix`), in a 0711 directory under /tmp; logs to stdout.
+    """
+
+    def __init__(self, material: Material) -> None:
+        self.binary = require_binary("postfix", "postfix")
+        require_root("postfix")
+        self.root = traversable_temp_dir("certctl-postfix-")
+        self.smtp_port, self.port = free_port(), free_port()
+        self.certs = self.root / "certs"
+        self.cert_path, self.key_path = self.certs / "cert.pem", self.certs / "key.pem"
+        write_material(self.certs, material, cert="cert.pem", key="key.pem")
+        for sub in ("spool", "data"):
+            (self.root / sub).mkdir()
+        shutil.chown(self.root / "data", "postfix")
+        (self.root / "main.cf").write_text(
+            f"""compatibility_level = 3.6
+queue_directory = {self.root}/spool
+data_directory = {self.root}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = localhost
+mydestination =
+maillog_file = /dev/stdout
+smtpd_tls_cert_file = {self.cert_path}
+smtpd_tls_key_file = {self.key_path}
+smtpd_tls_security_level = may
+"""
+        )
+        services = "\n".join(
+            f"{name} unix - - n - {limit} {command}"
+            for name, limit, command in (
+                ("pickup", "1", "pickup"),
+                ("cleanup", "0", "cleanup"),
+                ("qmgr", "1", "qmgr"),
+                ("tlsmgr", "1", "tlsmgr"),
+                ("rewrite", "-", "trivial-rewrite"),
+                ("bounce", "0", "bounce"),
+                ("defer", "0", "bounce"),
+                ("trace", "0", "bounce"),
+                ("verify", "1", "verify"),
+                ("proxymap", "-", "proxymap"),
+                ("anvil", "1", "anvil"),
+                ("scache", "1", "scache"),
+            )
+        )
+        (self.root / "master.cf").write_text(
+            f"""127.0.0.1:{self.smtp_port} inet n - n - - smtpd
+127.0.0.1:{self.port} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes
+{services}
+postlog unix-dgram n - n - 1 postlogd
+"""
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def validate_command(self) -> str:
+        return f"{self.binary} -c {self.root} check"
+
+    @property
+    def reload_command(self) -> str:
+        return f"{self.binary} -c {self.root} reload"
+
+    def start(self, fingerprint: str) -> None:
+        with (self.root / "postfix.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "-c", str(self.root), "start-fg"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until_served(self.port, fingerprint)
+
+    def stop(self) -> None:
+        master = read_pid(self.root / "spool" / "pid" / "master.pid")
+        if master is not None and pid_alive(master):
+            stop_pid(master)
+        if self.process is not None:
+            stop_pid(self.process.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=1)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class DovecotServer:
+    """`dovecot -c dovecot.conf -F` with no mail protocol: its doveadm service listens with TLS
+    (`ssl = yes`) on a loopback port, which is enough to see the certificate it serves."""
+
+    def __init__(self, material: Material) -> None:
+        self.binary = require_binary("dovecot", "dovecot-core")
+        require_root("dovecot")
+        self.root = traversable_temp_dir("certctl-dovecot-")
+        self.port = free_port()
+        self.certs = self.root / "certs"
+        self.cert_path, self.key_path = self.certs / "cert.pem", self.certs / "key.pem"
+        write_material(self.certs, material, cert="cert.pem", key="key.pem")
+        self.conf = self.root / "dovecot.conf"
+        self.conf.write_text(
+            f"""base_dir = {self.root}/run
+state_dir = {self.root}/state
+log_path = {self.root}/dovecot.log
+protocols = none
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{self.cert_path}
+ssl_key = <{self.key_path}
+doveadm_password = certctl-test
+service doveadm {{
+  inet_listener {{
+    address = 127.0.0.1
+    port = {self.port}
+    ssl = yes
+  }}
+}}
+"""
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def validate_command(self) -> str:
+        return f"{shutil.which('doveconf') or 'doveconf'} -c {self.conf} -n"
+
+    @property
+    def reload_command(self) -> str:
+        return f"{shutil.which('doveadm') or 'doveadm'} -c {self.conf} reload"
+
+    def start(self, fingerprint: str) -> None:
+        (self.root / "state").mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.conf), "-F"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until_served(self.port, fingerprint)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_pid(self.process.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=1)
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -96,9 +96,27 @@ def test_create_shape_and_defaults(client: TestClient, agents: dict[str, str]) -
 def test_unknown_or_retired_agent_is_refused(
     client: TestClient, agents: dict[str, str], agent_id: str, fragment: str
 ) -> None:
-    refused = client.post("/api/v1/targets", json={"name": "t", "type": "NGINX", "agent_id": agent_id})
+    refused = client.post(
+        "/api/v1/targets", json={"name": "t", "type": "NGINX", "agent_id": agent_id, "config": NGINX_CONFIG}
+    )
     assert refused.status_code == 400
     assert fragment in refused.json()["message"]
+
+
+def test_connector_rules_are_checked_at_create_without_looking_at_this_host(
+    client: TestClient, agents: dict[str, str]
+) -> None:
+    missing = client.post("/api/v1/targets", json={"name": "t", "type": "NGINX", "agent_id": "ag-web", "config": {}})
+    assert missing.status_code == 400
+    assert "cert_path: is required" in missing.json()["message"]
+    injected = NGINX_CONFIG | {"reload_command": "nginx -s reload; rm -rf /"}
+    refused = client.post(
+        "/api/v1/targets", json={"name": "t", "type": "NGINX", "agent_id": "ag-web", "config": injected}
+    )
+    assert refused.status_code == 400
+    assert "reload_command" in refused.json()["message"]
+    # /etc/nginx/ssl exists on the agent's host, not necessarily here: the agent checks directories.
+    assert create(client, name="t", type="NGINX", config=NGINX_CONFIG)["type"] == "NGINX"
 
 
 def test_agent_is_required(client: TestClient, agents: dict[str, str]) -> None:
@@ -116,7 +134,9 @@ def test_unknown_type_is_refused_listing_the_accepted_ones(client: TestClient, a
 
 def test_name_is_unique_per_agent(client: TestClient, agents: dict[str, str]) -> None:
     create(client, name="web")
-    again = client.post("/api/v1/targets", json={"name": "web", "type": "NGINX", "agent_id": "ag-web"})
+    again = client.post(
+        "/api/v1/targets", json={"name": "web", "type": "NGINX", "agent_id": "ag-web", "config": NGINX_CONFIG}
+    )
     assert again.status_code == 409
     assert again.json()["message"] == "target on agent ag-web with name 'web' already exists"
     create(client, name="web", agent_id="ag-db")
@@ -223,9 +243,9 @@ def test_updates_are_validated_like_creates(client: TestClient, agents: dict[str
 
 
 def test_list_filters_by_agent_and_type(client: TestClient, agents: dict[str, str]) -> None:
-    create(client, name="a", type="NGINX", config={})
+    create(client, name="a", type="NGINX", config=NGINX_CONFIG)
     create(client, name="b", type="F5")
-    create(client, name="c", type="nginx", agent_id="ag-db", config={})
+    create(client, name="c", type="nginx", agent_id="ag-db", config=NGINX_CONFIG)
 
     def names(**params: str) -> list[str]:
         page = client.get("/api/v1/targets", params=params).json()

@@ -39,7 +39,7 @@ class Agent(Base):
     architecture: Mapped[str] = mapped_column(String(64), default="", server_default="")
     ip_address: Mapped[str] = mapped_column(String(64), default="", server_default="")
     version: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    api_key_hash: Mapped[str] = mapped_column(String(64))  # per-agent credential, never serialised
+    api_key_hash: Mapped[str] = mapped_column(String(64), index=True)  # per-agent credential, never serialised
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     retired_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 

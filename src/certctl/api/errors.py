@@ -17,9 +17,11 @@ from certctl.errors import (
     CertctlError,
     Conflict,
     Forbidden,
+    Gone,
     NotFound,
     PreconditionFailed,
     Unauthorized,
+    UpstreamFailed,
     ValidationFailed,
 )
 
@@ -31,7 +33,9 @@ STATUS_FOR: dict[type[CertctlError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Gone: 410,
     PreconditionFailed: 412,
+    UpstreamFailed: 502,
 }
 
 

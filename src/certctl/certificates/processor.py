@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -147,7 +147,7 @@ class IssuanceProcessor:
             connector = self._batch_connectors.get(work.issuer_id)
             if connector is None:
                 connector = self._batch_connectors[work.issuer_id] = self._connectors.get(work.issuer_id)
-            generated = generate_key_and_csr(work.common_name, work.sans, _key_algorithm(work.rules))
+            generated = generate_key_and_csr(work.common_name, work.sans, preferred_key_algorithm(work.rules))
             issued = connector.issue(
                 IssueRequest(
                     common_name=work.common_name,
@@ -177,13 +177,14 @@ class IssuanceProcessor:
             audit = AuditRecorder(session, self._clock)
             now = self._clock.now()
             locked = _lock_jobs(session, [r.work.job_id for r in results])
+            certs = _certificates_of(session, locked.values())
             for result in results:
                 job = locked.get(result.work.job_id)
                 if job is None or not holds_lease(job, self.worker_id, result.work.attempt):
                     log.warning("issuance.lease_lost", extra={"job_id": result.work.job_id, "worker": self.worker_id})
                     continue
                 issued = result.issued
-                cert = session.get(ManagedCertificate, job.certificate_id)
+                cert = certs.get(job.certificate_id or "")
                 if cert is None:
                     continue
                 version = version_from_issued(
@@ -195,12 +196,14 @@ class IssuanceProcessor:
                     created_at=now,
                 )
                 session.add(version)
+                job.version_id = version.id  # the version this issuance produced
                 record_success(job, now)
                 if cert.status not in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
                     cert.status = CertificateStatus.ACTIVE
                 cert.expires_at, cert.last_renewal_at, cert.updated_at = issued.not_after, now, now
                 if self._on_issued is not None:
-                    self._on_issued(session, cert, job)
+                    with session.no_autoflush:  # its reads need none of this batch's rows: flush once, at commit
+                        self._on_issued(session, cert, job)
                 audit.record(
                     SYSTEM_ACTOR,
                     "renewal_job_completed",
@@ -222,11 +225,12 @@ class IssuanceProcessor:
         with self._db.begin() as session:
             rules: dict[str, ProfileRules | None] = {}
             locked = _lock_jobs(session, [job_id for job_id, _ in claimed])
+            certs = _certificates_of(session, locked.values())
             for job_id, attempt in claimed:
                 job = locked.get(job_id)
                 if job is None or not holds_lease(job, self.worker_id, attempt):
                     continue
-                cert = session.get(ManagedCertificate, job.certificate_id)
+                cert = certs.get(job.certificate_id or "")
                 if cert is None or cert.status in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
                     loaded.append(
                         _Failure(job_id, attempt, f"certificate {job.certificate_id} can no longer be issued")
@@ -234,7 +238,7 @@ class IssuanceProcessor:
                     continue
                 profile_id = cert.certificate_profile_id or ""
                 if profile_id not in rules:
-                    rules[profile_id] = _rules(session, cert)
+                    rules[profile_id] = profile_rules(session, cert)
                 loaded.append(
                     _Work(
                         job_id=job.id,
@@ -267,7 +271,16 @@ def _lock_jobs(session: Session, job_ids: list[str]) -> dict[str, Job]:
     return {job.id: job for job in rows}
 
 
-def _rules(session: Session, cert: ManagedCertificate) -> ProfileRules | None:
+def _certificates_of(session: Session, jobs: Iterable[Job]) -> dict[str, ManagedCertificate]:
+    """The jobs' certificates in one query: per-job `session.get` calls would each flush what the batch
+    has added so far (a SELECT and a flush per certificate)."""
+    ids = {job.certificate_id for job in jobs if job.certificate_id}
+    if not ids:
+        return {}
+    return {cert.id: cert for cert in session.scalars(select(ManagedCertificate).where(ManagedCertificate.id.in_(ids)))}
+
+
+def profile_rules(session: Session, cert: ManagedCertificate) -> ProfileRules | None:
     if not cert.certificate_profile_id:
         return None
     profile = session.get(CertificateProfile, cert.certificate_profile_id)
@@ -287,7 +300,7 @@ def _rules(session: Session, cert: ManagedCertificate) -> ProfileRules | None:
     )
 
 
-def _key_algorithm(rules: ProfileRules | None) -> KeyAlgorithm:
+def preferred_key_algorithm(rules: ProfileRules | None) -> KeyAlgorithm:
     if rules is None:
         return KeyAlgorithm.ECDSA_P256
     for algorithm in _KEY_PREFERENCE:

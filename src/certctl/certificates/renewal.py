@@ -537,4 +537,4 @@ def _with_open_issuance_job(session: Session, certificate_ids: Collection[str]) 
             Job.status.in_(OPEN_JOB_STATUSES),
         )
     )
-    return set(rows)
+    return {cert_id for cert_id in rows if cert_id is not None}

@@ -94,6 +94,23 @@ class CertificateListOut(BaseModel):
     next_cursor: str | None = None
 
 
+class CertificatePageOut(BaseModel):
+    """A CertificateListOut page without `fields=`, its items typed, so each is serialised once straight from
+    its model; `to_json` leaves out the page fields that are None, and keeps the items' None fields, as
+    CertificateListOut with exclude_none does (same JSON, half the work on a 100-row page)."""
+
+    data: list[CertificateOut]
+    total: int
+    page: int | None = None
+    per_page: int | None = None
+    page_size: int | None = None
+    next_cursor: str | None = None
+
+    def to_json(self) -> str:
+        unset = {name for name in ("page", "per_page", "page_size", "next_cursor") if getattr(self, name) is None}
+        return self.model_dump_json(exclude=unset)
+
+
 class VersionOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -37,6 +37,21 @@ class CertificateStore(Store[ManagedCertificate]):
             found[cert_id].append(target_id)
         return found
 
+    def target_ids_of(self, certificate_ids: Select[tuple[str]]) -> dict[str, list[str]]:
+        """Mapped target IDs of the certificates `certificate_ids` selects, only those that have any. Given
+        a page's own query as a subquery, the statement stays short and cached whatever the page size, where
+        an IN list binds (and the driver parses) one parameter per row."""
+        m = CertificateTargetMapping
+        found: dict[str, list[str]] = {}
+        rows = self.session.execute(
+            select(m.certificate_id, m.target_id)
+            .where(m.certificate_id.in_(certificate_ids))
+            .order_by(m.created_at, m.target_id)
+        )
+        for cert_id, target_id in rows:
+            found.setdefault(cert_id, []).append(target_id)
+        return found
+
     def replace_targets(self, certificate_id: str, target_ids: Sequence[str], now: datetime) -> None:
         current = set(self.target_ids([certificate_id])[certificate_id])
         wanted = list(dict.fromkeys(target_ids))
@@ -54,6 +69,13 @@ class CertificateStore(Store[ManagedCertificate]):
                     CertificateTargetMapping(certificate_id=certificate_id, target_id=target_id, created_at=now)
                 )
         self.flush()
+
+    def add_targets(self, certificate_id: str, target_ids: Sequence[str], now: datetime) -> None:
+        """Maps targets to a certificate that has none yet (one created in this transaction)."""
+        self.session.add_all(
+            CertificateTargetMapping(certificate_id=certificate_id, target_id=target_id, created_at=now)
+            for target_id in dict.fromkeys(target_ids)
+        )
 
     def latest_version(self, certificate_id: str) -> CertificateVersion | None:
         return self.session.scalar(

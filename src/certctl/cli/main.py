@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from certctl import __version__
+from certctl.agent.main import app as agent_app
+from certctl.cli.agent_groups import app as agent_groups_app
+from certctl.cli.agents import app as agents_app
 from certctl.cli.certs import app as certs_app
 from certctl.cli.jobs import app as jobs_app
 from certctl.cli.notifications import app as notifications_app
@@ -30,7 +33,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(certs_app, name="certs")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(agents_app, name="agents")
+app.add_typer(agent_groups_app, name="agent-groups")
 app.add_typer(notifications_app, name="notifications")
+app.add_typer(agent_app, name="agent")
 
 
 def _settings() -> Settings:

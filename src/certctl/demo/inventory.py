@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from certctl.agents.credentials import SENTINEL_KEY_HASH
 from certctl.agents.models import Agent, AgentGroup, AgentGroupMember, AgentStatus
 from certctl.issuers.models import ConfigSource, Issuer, IssuerType
 from certctl.org.models import Owner, Team
@@ -20,9 +21,6 @@ DAY = timedelta(days=1)
 LOCAL_ISSUER_ID = "iss-local"
 LOCAL_CA_COMMON_NAME = "CertCtl Demo CA"
 DEMO_AGENT_KEY_PREFIX = "demo-agent-key-"
-SENTINEL_AGENT_IDS = ("server-scanner", "cloud-aws-sm", "cloud-azure-kv", "cloud-gcp-sm")
-# Never equal to a SHA-256 hex digest, so no presented key authenticates as a sentinel (server-side) agent.
-SENTINEL_KEY_HASH = "sentinel-no-auth"
 
 
 def demo_agent_key(agent_id: str) -> str:
@@ -319,6 +317,7 @@ NGINX_FILES = {
     "cert_path": "/etc/nginx/ssl/cert.pem",
     "key_path": "/etc/nginx/ssl/key.pem",
     "reload_command": "nginx -s reload",
+    "validate_command": "nginx -t",
 }
 
 
@@ -327,6 +326,7 @@ _APACHE_FILES = {
     "key_path": "/etc/httpd/ssl/key.pem",
     "chain_path": "/etc/httpd/ssl/chain.pem",
     "reload_command": "apachectl graceful",
+    "validate_command": "apachectl configtest",
 }
 _AZURE_KV = {
     "vault_url": "https://prod-vault.vault.azure.net",
@@ -341,13 +341,13 @@ _TARGET_ROWS: tuple[tuple[str, str, TargetType, str, dict[str, Any], int], ...] 
     ("tgt-apache-prod", "Apache Production", TargetType.APACHE, "ag-web-prod", _APACHE_FILES, 100),
     ("tgt-nginx-staging", "NGINX Staging", TargetType.NGINX, "ag-web-staging", NGINX_FILES, 90),
     ("tgt-haproxy-prod", "HAProxy Production", TargetType.HAPROXY, "ag-lb-prod",
-     {"combined_pem_path": "/etc/haproxy/ssl/site.pem", "reload_command": "systemctl reload haproxy"}, 150),
+     {"pem_path": "/etc/haproxy/ssl/site.pem", "reload_command": "systemctl reload haproxy"}, 150),
     ("tgt-iis-prod", "IIS Production", TargetType.IIS, "ag-iis-prod",
      {"site_name": "Default Web Site", "binding_info": "*:443:"}, 60),
     ("tgt-traefik-prod", "Traefik Production", TargetType.TRAEFIK, "ag-k8s-prod",
-     {"watch_dir": "/etc/traefik/dynamic/certs"}, 30),
+     {"cert_dir": "/etc/traefik/dynamic/certs"}, 30),
     ("tgt-caddy-prod", "Caddy Production", TargetType.CADDY, "ag-edge-01",
-     {"mode": "api", "admin_url": "http://localhost:2019"}, 45),
+     {"mode": "api", "admin_api": "http://localhost:2019"}, 45),
     ("tgt-nginx-data", "NGINX Data Services", TargetType.NGINX, "ag-data-prod", NGINX_FILES, 90),
     ("tgt-aws-acm-prod", "AWS ACM Production", TargetType.AWS_ACM, "cloud-aws-sm",
      {"region": "us-east-1", "tags": {"env": "production", "app": "api-gateway"}}, 7),

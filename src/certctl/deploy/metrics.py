@@ -8,8 +8,9 @@ prometheus_client, sorted by target type.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -66,6 +67,24 @@ class DeployCounters:
             increments.append((ROLLBACKS, "restored"))
         elif result.rollback is RollbackOutcome.ALSO_FAILED:
             increments.append((ROLLBACKS, "also_failed"))
+        self._add(target_type, increments)
+
+    def record_report(self, target_type: str, succeeded: bool, report: Mapping[str, Any]) -> None:
+        """Count one deployment an agent reported (its `result`, core.md §6.5): the server's copy of the
+        agent's counters, so one scrape of the control plane sees the whole fleet."""
+        increments: list[tuple[str, str | None]] = [(ATTEMPTS, "success" if succeeded else "failure")]
+        if report.get("idempotent"):
+            increments.append((IDEMPOTENT_SKIPS, None))
+        stage = report.get("stage")
+        if not succeeded and stage in {step.value for step in _FAILED_STEP}:
+            increments.append((_FAILED_STEP[DeployStage(stage)], None))
+        elif not succeeded and report.get("post_verify_failed"):
+            increments.append((POST_VERIFY_FAILURES, None))
+        if report.get("rollback_outcome") in {RollbackOutcome.RESTORED.value, RollbackOutcome.ALSO_FAILED.value}:
+            increments.append((ROLLBACKS, str(report["rollback_outcome"])))
+        self._add(target_type, increments)
+
+    def _add(self, target_type: str, increments: list[tuple[str, str | None]]) -> None:
         with self._guard:
             for name, label in increments:
                 key = (name, target_type, label)

@@ -58,7 +58,10 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     type: Mapped[JobType] = mapped_column(StrEnumType(JobType))
-    certificate_id: Mapped[str] = mapped_column(ForeignKey("managed_certificates.id", ondelete="CASCADE"), index=True)
+    # Null only for a target's Validation job ("test target"), which concerns no certificate.
+    certificate_id: Mapped[str | None] = mapped_column(
+        ForeignKey("managed_certificates.id", ondelete="CASCADE"), index=True, nullable=True
+    )
     target_id: Mapped[str | None] = mapped_column(
         ForeignKey("deployment_targets.id", ondelete="SET NULL"), nullable=True
     )
@@ -82,4 +85,6 @@ class Job(Base):
     verification_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     verification_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     deployment_result: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # Deployment: the version it installs; Issuance/Renewal: the version it produced.
+    version_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -13,7 +13,7 @@ class JobOut(BaseModel):
 
     id: str
     type: JobType
-    certificate_id: str
+    certificate_id: str | None
     target_id: str | None
     agent_id: str | None
     status: JobStatus
@@ -30,3 +30,4 @@ class JobOut(BaseModel):
     verification_fingerprint: str | None
     verification_error: str | None
     deployment_result: dict[str, Any] | None
+    version_id: str | None = None  # Deployment: the version it installs; Issuance/Renewal: the one it produced

@@ -191,11 +191,11 @@ class JobQueue:
             rows = store.due_for_retry(now, self.batch_size)
             audit = AuditRecorder(session, self._clock)
             busy = store.certificates_with_open_issuance(
-                {job.certificate_id for job, _ in rows if job.type in ISSUANCE_JOB_TYPES}
+                {job.certificate_id for job, _ in rows if job.type in ISSUANCE_JOB_TYPES and job.certificate_id}
             )
             changed = superseded = 0
             for job, _ in rows:
-                if job.type in ISSUANCE_JOB_TYPES:
+                if job.type in ISSUANCE_JOB_TYPES and job.certificate_id is not None:
                     if job.certificate_id in busy:
                         job.next_retry_at = None
                         job.last_error = f"retry dropped: certificate {job.certificate_id} has another open job"
@@ -203,7 +203,9 @@ class JobQueue:
                         superseded += 1
                         continue
                     busy.add(job.certificate_id)
-                job.status = JobStatus.PENDING
+                # An issuance bound to an agent waits for that agent's CSR again; the server never claims it.
+                agent_keygen = job.type in ISSUANCE_JOB_TYPES and job.agent_id is not None
+                job.status = JobStatus.AWAITING_CSR if agent_keygen else JobStatus.PENDING
                 job.scheduled_at = now
                 job.next_retry_at = None
                 audit.record(
@@ -329,7 +331,8 @@ class JobQueue:
             if not is_terminally_failed(job):
                 reason = "only a failed job with its attempts exhausted can be retried manually"
                 raise JobStateConflict(job.id, job.status, "retry", reason)
-            if job.type in ISSUANCE_JOB_TYPES and (other := store.open_issuance_job(job.certificate_id)):
+            cert_id = job.certificate_id
+            if job.type in ISSUANCE_JOB_TYPES and cert_id and (other := store.open_issuance_job(cert_id)):
                 raise JobStateConflict(
                     job.id, job.status, "retry", f"job {other} is already open for certificate {job.certificate_id}"
                 )

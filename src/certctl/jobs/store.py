@@ -78,6 +78,28 @@ class JobStore(Store[Job]):
         claimed.sort(key=lambda job: (job.scheduled_at, job.id))
         return claimed
 
+    def claim_for_agent(self, agent_id: str, now: datetime, limit: int) -> list[Job]:
+        """Take the agent's due Pending Deployment/Validation jobs: Running, claimed by the agent, attempts
+        + 1 (core.md §6.3). Same single statement as `claim`, so two replicas never hand a job out twice."""
+        candidates = _due_for_agent(select(Job.id), agent_id, now, limit)
+        if self._postgres:
+            candidates = candidates.with_for_update(skip_locked=True)
+        picked = candidates.cte("picked").prefix_with("MATERIALIZED")
+        stmt = (
+            update(Job)
+            .where(Job.id.in_(select(picked.c.id)), Job.status == JobStatus.PENDING)
+            .values(status=JobStatus.RUNNING, claimed_by=agent_id, attempts=Job.attempts + 1, started_at=now)
+            .returning(Job)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        claimed = list(self.session.scalars(stmt))
+        claimed.sort(key=lambda job: (job.scheduled_at, job.id))
+        return claimed
+
+    def due_for_agent(self, agent_id: str, now: datetime, limit: int = 50) -> list[Job]:
+        """What `claim_for_agent` would take, left Pending."""
+        return list(self.session.scalars(_due_for_agent(select(Job), agent_id, now, limit)))
+
     def extend_lease(self, job_id: str, worker_id: str, lease_until: datetime) -> bool:
         stmt = (
             update(Job)
@@ -183,3 +205,16 @@ class JobStore(Store[Job]):
             stmt = stmt.with_for_update(of=Job, skip_locked=skip_locked)
         stmt = stmt.execution_options(populate_existing=True)
         return [(job, timedelta(seconds=seconds)) for job, seconds in self.session.execute(stmt)]
+
+
+def _due_for_agent(stmt: Select[Any], agent_id: str, now: datetime, limit: int) -> Select[Any]:
+    return (
+        stmt.where(
+            Job.status == JobStatus.PENDING,
+            Job.agent_id == agent_id,
+            Job.type.in_([JobType.DEPLOYMENT, JobType.VALIDATION]),
+            Job.scheduled_at <= now,
+        )
+        .order_by(Job.scheduled_at, Job.id)
+        .limit(limit)
+    )

@@ -271,7 +271,7 @@ def _recent_failures(session: Session, since: datetime, now: datetime) -> tuple[
         FailedJob(
             job_id=job_id,
             job_type=str(job_type),
-            certificate_id=cert_id,
+            certificate_id=cert_id or "",
             common_name=common_name or "",
             error=error or "",
             failed_at=completed_at or now,  # never None: the WHERE clause compares it

@@ -138,4 +138,5 @@ def get_prometheus_metrics_root(stats: Stats, ctx: Context) -> PrometheusRespons
 
 def _prometheus(stats: StatsService, ctx: AppContext) -> PrometheusResponse:
     delivery = DeliveryCollector(ctx.notifications.dispatcher.metrics)
-    return PrometheusResponse(exposition.render(stats.metrics(), extra=(delivery, REGISTRY)))
+    deployments = ctx.deploy_counters.collector()
+    return PrometheusResponse(exposition.render(stats.metrics(), extra=(delivery, deployments, REGISTRY)))

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
+from certctl.deploy.connectors import CONNECTORS, ConnectorDeps, build_connector
+from certctl.deploy.errors import DeployError
 from certctl.errors import ValidationFailed
 from certctl.security.commands import validate_command
 
@@ -30,9 +32,18 @@ def is_path_key(name: str) -> bool:
     return name.lower().endswith("_path")
 
 
-def validate_target_config(config: Mapping[str, Any]) -> None:
-    """Raises ValidationFailed naming the offending key (as `config.<key>`) and what is wrong with it."""
+def validate_target_config(config: Mapping[str, Any], target_type: str | None = None) -> None:
+    """Raises ValidationFailed naming the offending key (as `config.<key>`) and what is wrong with it.
+
+    With `target_type`, the connector's own `validate_config` runs too (required fields, defaults, the
+    command guard), exactly as the agent will run it before deploying.
+    """
     _check_object(config, "config")
+    if target_type is not None and target_type in CONNECTORS:
+        try:
+            build_connector(target_type, config, ConnectorDeps(host_checks=False)).validate_config()
+        except DeployError as exc:
+            raise ValidationFailed(f"config: {exc}") from exc
 
 
 def _check_object(config: Mapping[str, Any], where: str) -> None:

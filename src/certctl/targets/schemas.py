@@ -74,3 +74,17 @@ class TargetOut(BaseModel):
     def _masked(cls, value: dict[str, Any]) -> dict[str, Any]:
         # The column already holds the masked shadow; masking again guards rows written elsewhere.
         return mask_config(value)
+
+
+class TargetCheckOut(BaseModel):
+    name: str
+    ok: bool
+    message: str
+
+
+class TargetTestOut(BaseModel):
+    target_id: str
+    job_id: str
+    job_status: str = Field(description="Pending/Running while the agent has not answered; Completed or Failed")
+    error: str | None
+    checks: list[TargetCheckOut]

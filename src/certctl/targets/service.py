@@ -52,7 +52,7 @@ class TargetService:
         that agent) or Conflict (id taken)."""
         target_id = spec.id or new_id("target")
         full = self._sealer.resolve(spec.config, f"target {target_id}")
-        validate_target_config(full)
+        validate_target_config(full, spec.type.value)
         sealed = self._sealer.seal(full)  # slow: before the transaction
         now = self._clock.now()
         with self._db.begin() as session:
@@ -88,9 +88,13 @@ class TargetService:
         changes = dict(changes)
         replacement = None
         if "config" in changes:
-            replacement = self._sealer.replacement(
-                changes.pop("config"), self.get(target_id), f"target {target_id}", check=validate_target_config
-            )
+            current = self.get(target_id)
+            target_type = changes.get("type", current.type).value
+
+            def check(config: dict[str, Any]) -> None:
+                validate_target_config(config, target_type)
+
+            replacement = self._sealer.replacement(changes.pop("config"), current, f"target {target_id}", check=check)
         with self._db.begin() as session:
             store = TargetStore(session)
             target = store.get(target_id)
@@ -109,10 +113,13 @@ class TargetService:
             return target
 
     def delete(self, target_id: str) -> None:
-        """Hard delete: certificate mappings go with it, jobs keep their history with no target."""
+        """Hard delete: certificate mappings go with it, jobs keep their history with no target; its
+        deployments and tests still open are cancelled (nothing is left to deploy to)."""
         with self._db.begin() as session:
             store = TargetStore(session)
-            store.delete(store.get(target_id))
+            target = store.get(target_id)
+            store.cancel_open_jobs(target.id, self._clock.now())
+            store.delete(target)
 
 
 def _check_agent(store: TargetStore, agent_id: str) -> None:

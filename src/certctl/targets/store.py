@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from datetime import datetime
+
+from sqlalchemy import Select, select, update
 
 from certctl.agents.models import Agent
 from certctl.db.store import Store
+from certctl.jobs.models import Job, JobStatus
+from certctl.jobs.queue import OPEN_STATUSES
 from certctl.targets.models import DeploymentTarget, TargetType
 
 
@@ -30,5 +34,12 @@ class TargetStore(Store[DeploymentTarget]):
         )
 
     def agent(self, agent_id: str) -> Agent | None:
-        # Agents have no service yet; this read moves behind it when the agents feature lands.
         return self.session.get(Agent, agent_id)
+
+    def cancel_open_jobs(self, target_id: str, now: datetime) -> None:
+        self.session.execute(
+            update(Job)
+            .where(Job.target_id == target_id, Job.status.in_(list(OPEN_STATUSES)))
+            .values(status=JobStatus.CANCELLED, completed_at=now, last_error=f"target {target_id} was deleted")
+            .execution_options(synchronize_session=False)
+        )

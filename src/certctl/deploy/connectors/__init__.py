@@ -2,7 +2,7 @@
 
 `build_connector(type, config)` only parses (type strings are case-sensitive, as in the original);
 call `validate_config()` on the result before deploying. Types not listed here are deployed by later
-modules (Traefik, Caddy, …); "Files" is ours.
+modules (Kubernetes, cloud, SSH, …); "Files" is ours.
 """
 
 from __future__ import annotations
@@ -19,9 +19,14 @@ from certctl.deploy.connectors.base import (
     TargetCheck,
     TargetConnector,
 )
+from certctl.deploy.connectors.caddy import CaddyConnector
+from certctl.deploy.connectors.envoy import EnvoyConnector
 from certctl.deploy.connectors.generic import FilesConnector
 from certctl.deploy.connectors.haproxy import HAProxyConnector
+from certctl.deploy.connectors.keystore import JavaKeystoreConnector
+from certctl.deploy.connectors.mail import DovecotConnector, PostfixConnector
 from certctl.deploy.connectors.nginx import NginxConnector
+from certctl.deploy.connectors.traefik import TraefikConnector
 from certctl.deploy.errors import TargetConfigError, UnsupportedTargetType
 
 ConnectorFactory = Callable[[Mapping[str, object] | None, ConnectorDeps | None], TargetConnector]
@@ -31,6 +36,12 @@ CONNECTORS: Mapping[str, ConnectorFactory] = {
     ApacheConnector.target_type: ApacheConnector.from_config,
     HAProxyConnector.target_type: HAProxyConnector.from_config,
     FilesConnector.target_type: FilesConnector.from_config,
+    TraefikConnector.target_type: TraefikConnector.from_config,
+    CaddyConnector.target_type: CaddyConnector.from_config,
+    EnvoyConnector.target_type: EnvoyConnector.from_config,
+    PostfixConnector.target_type: PostfixConnector.from_config,
+    DovecotConnector.target_type: DovecotConnector.from_config,
+    JavaKeystoreConnector.target_type: JavaKeystoreConnector.from_config,
 }
 
 
@@ -53,14 +64,20 @@ def build_connector(
 __all__ = [
     "CONNECTORS",
     "ApacheConnector",
+    "CaddyConnector",
     "CheckItem",
     "ConnectorDeps",
     "DeployRequest",
     "DeployResult",
+    "DovecotConnector",
+    "EnvoyConnector",
     "FilesConnector",
     "HAProxyConnector",
+    "JavaKeystoreConnector",
     "NginxConnector",
+    "PostfixConnector",
     "TargetCheck",
     "TargetConnector",
+    "TraefikConnector",
     "build_connector",
 ]

@@ -109,6 +109,9 @@ class ConnectorDeps:
     # Only tests turn the key/certificate pre-check off, to let a server's own validation see a bad
     # pair (acceptance case 78).
     precheck: bool = True
+    # False on the control plane: it validates configs for a host it cannot see, so checks of the host's
+    # own state (directories exist, are writable) wait for the agent.
+    host_checks: bool = True
 
 
 class TargetConnector(Protocol):

@@ -33,13 +33,14 @@ class ConfigReader:
     def _get(self, key: str) -> object:
         return self._raw.get(key)
 
-    def string(self, key: str, default: str = "") -> str:
+    def string(self, key: str, default: str = "", *, strip: bool = True) -> str:
+        """`strip=False` for secrets, whose spaces are part of the value."""
         value = self._get(key)
         if value is None:
             return default
         if not isinstance(value, str):
             raise self.error(key, f"must be a string, got {type(value).__name__}")
-        return value.strip()
+        return value.strip() if strip else value
 
     def integer(self, key: str, default: int = 0) -> int:
         value = self._get(key)
@@ -133,7 +134,8 @@ class VerifySettings:
     policy: VerifyPolicy = field(default_factory=VerifyPolicy)
 
     @classmethod
-    def read(cls, reader: ConfigReader) -> VerifySettings:
+    def read(cls, reader: ConfigReader, *, enabled_by_default: bool = True) -> VerifySettings:
+        """`enabled_by_default=False` for the connectors that probe only when asked to (Traefik, Envoy)."""
         block = reader.nested("post_deploy_verify")
         attempts = reader.integer("post_deploy_verify_attempts")
         if attempts < 0:
@@ -144,7 +146,8 @@ class VerifySettings:
             max_backoff_seconds=reader.duration_seconds("post_deploy_verify_max_backoff"),
             timeout_seconds=block.duration_seconds("timeout"),
         )
-        return cls(block.boolean("enabled", True), block.string("endpoint"), block.string("server_name"), policy)
+        enabled = block.boolean("enabled", enabled_by_default)
+        return cls(enabled, block.string("endpoint"), block.string("server_name"), policy)
 
     @property
     def active(self) -> bool:

@@ -61,15 +61,17 @@ class CheckedTarget:
     endpoint: Endpoint | None
 
 
-def check_target(rules: FileTargetRules, config: FileTargetConfig) -> CheckedTarget:
+def check_target(rules: FileTargetRules, config: FileTargetConfig, *, host_checks: bool = True) -> CheckedTarget:
     """Raises TargetConfigError naming the field: required keys, paths, commands (injection guard,
-    placeholders), owners, the verify endpoint."""
-    return _Checker(rules, config).check()
+    placeholders), owners, the verify endpoint. `host_checks=False` skips what only the target host can
+    answer (the directories exist)."""
+    return _Checker(rules, config, host_checks).check()
 
 
 class _Checker:
-    def __init__(self, rules: FileTargetRules, config: FileTargetConfig) -> None:
+    def __init__(self, rules: FileTargetRules, config: FileTargetConfig, host_checks: bool) -> None:
         self.rules, self.config, self.target_type = rules, config, rules.target_type
+        self.host_checks = host_checks
 
     def _error(self, key: str, problem: str) -> TargetConfigError:
         return TargetConfigError(self.target_type, key, problem)
@@ -108,7 +110,7 @@ class _Checker:
             raise self._error(key, f"must be an absolute path, got {text!r}")
         if ".." in path.parts:
             raise self._error(key, f"must not contain '..' segments, got {text!r}")
-        if not path.parent.is_dir():
+        if self.host_checks and not path.parent.is_dir():
             raise self._error(key, f"directory {path.parent} does not exist")
         return path
 

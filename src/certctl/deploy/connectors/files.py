@@ -9,7 +9,6 @@ before any reload), reload, post-deploy TLS verify, rollback (agent-targets-disc
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -26,11 +25,11 @@ from certctl.deploy.connectors.base import (
     TargetCheck,
 )
 from certctl.deploy.connectors.file_target import CheckedTarget, FileTargetConfig, FileTargetRules, check_target
+from certctl.deploy.connectors.results import ResultParts, finish, verify_served
 from certctl.deploy.errors import (
     CommandFailed,
     DeployError,
     PlanInvalid,
-    StepFailed,
     TargetConfigError,
     ValidateFailed,
     ValidateOnlyNotSupported,
@@ -40,9 +39,7 @@ from certctl.deploy.ownership import first_existing_account
 from certctl.deploy.plan import FileDefaults, FileRole, Plan, PlannedFile
 from certctl.deploy.precheck import precheck
 from certctl.deploy.result import ApplyResult, DeployOutcome, DeployStage
-from certctl.deploy.verify import Endpoint, VerifyResult, certificate_fingerprint, verify_endpoint
-
-log = logging.getLogger("certctl.deploy")
+from certctl.deploy.verify import VerifyResult
 
 
 class FileConnector:
@@ -64,7 +61,7 @@ class FileConnector:
         self._check()
 
     def _check(self) -> CheckedTarget:
-        return check_target(self.rules, self.config)
+        return check_target(self.rules, self.config, host_checks=self._deps.host_checks)
 
     # -- deploy ---------------------------------------------------------------------------------------
 
@@ -72,26 +69,53 @@ class FileConnector:
         checked = self._check()
         started = time.perf_counter()
         with self._deps.target_locks.holding(request.target_id):
-            try:
-                warnings = self._precheck(request)
-                plan = self._plan(request, checked)
-            except (ValidateFailed, PlanInvalid) as exc:
-                stage = DeployStage.PRECHECK if isinstance(exc, ValidateFailed) else DeployStage.PLAN
-                exc.result = ApplyResult.stopped(stage, str(exc), time.perf_counter() - started)
-                self._deps.counters.record(self.target_type, exc.result)
-                return self._result(exc.result, checked, started, error=exc)
-            verification: list[VerifyResult] = []
-            try:
-                applied = apply(
-                    plan,
-                    self._hooks(request, checked, plan, verification),
-                    counters=self._deps.counters,
-                    target_type=self.target_type,
-                )
-            except DeployError as exc:
-                applied = exc.result or ApplyResult.stopped(DeployStage.PLAN, str(exc))  # apply() always sets it
-                return self._result(applied, checked, started, warnings, verification, exc)
-            return self._result(applied, checked, started, warnings, verification)
+            return self._deploy_files(request, checked, started)
+
+    def _deploy_files(self, request: DeployRequest, checked: CheckedTarget, started: float) -> DeployResult:
+        """The file deployment, with the target's lock already held."""
+        try:
+            warnings = self._precheck(request)
+            plan = self._plan(request, checked)
+        except (ValidateFailed, PlanInvalid) as exc:
+            stage = DeployStage.PRECHECK if isinstance(exc, ValidateFailed) else DeployStage.PLAN
+            exc.result = ApplyResult.stopped(stage, str(exc), time.perf_counter() - started)
+            self._deps.counters.record(self.target_type, exc.result)
+            return self._result(exc.result, checked, started, error=exc)
+        verification: list[VerifyResult] = []
+        try:
+            applied = apply(
+                plan,
+                self._hooks(request, checked, plan, verification),
+                counters=self._deps.counters,
+                target_type=self.target_type,
+            )
+        except DeployError as exc:
+            applied = exc.result or ApplyResult.stopped(DeployStage.PLAN, str(exc))  # apply() always sets it
+            return self._result(applied, checked, started, warnings, verification, exc)
+        return self._result(applied, checked, started, warnings, verification)
+
+    # -- what subclasses may change (the file layout beyond `<role>_path`) ------------------------------
+
+    def _file_contents(self, request: DeployRequest) -> Mapping[FileRole, str]:
+        """Each role's text; the default writes the certificate exactly (see `_contents`)."""
+        return _contents(request)
+
+    def _extra_files(self, checked: CheckedTarget) -> Mapping[str, PlannedFile]:
+        """Files deployed with the certificate that hold no PEM (Envoy's SDS file), by metadata key."""
+        return {}
+
+    def _deployment_prefix(self) -> str:
+        return self.rules.deployment_prefix
+
+    def _validate_what(self) -> str:
+        """The validate step's name in errors ("nginx -t failed: …")."""
+        return self.rules.validate_what
+
+    def _reload_what(self) -> str:
+        return self.rules.reload_what
+
+    def _extra_metadata(self) -> dict[str, str]:
+        return {}
 
     def _precheck(self, request: DeployRequest) -> tuple[str, ...]:
         if not self._deps.precheck:
@@ -103,7 +127,7 @@ class FileConnector:
         return bool(self.config.paths.get(role))
 
     def _plan(self, request: DeployRequest, checked: CheckedTarget) -> Plan:
-        contents = _contents(request)
+        contents = self._file_contents(request)
         files = []
         for role in self.rules.roles:
             path, content = checked.paths.get(role), contents.get(role)
@@ -120,6 +144,7 @@ class FileConnector:
                     settings.group or None,
                 )
             )
+        files.extend(self._extra_files(checked).values())
         account = first_existing_account(self.rules.owner_candidates)
         retention = self.config.common.backup_retention or self._deps.default_backup_retention
         return Plan(tuple(files), FileDefaults(None, account, account), retention, self.config.common.backup_dir)
@@ -133,41 +158,29 @@ class FileConnector:
         if validate is not None and validate.placeholders:
 
             def staged_check(staged: Mapping[Path, Path]) -> None:
-                self._run(validate, self.rules.validate_what, _placeholder_paths(plan.files, staged), staged=True)
+                self._run(validate, self._validate_what(), _placeholder_paths(plan.files, staged), staged=True)
 
         elif validate is not None:
 
             def after_swap_check() -> None:
-                self._run(validate, self.rules.validate_what, final)
+                self._run(validate, self._validate_what(), final)
 
         if reload is not None:
 
             def reload_hook() -> None:
-                self._run(reload, self.rules.reload_what, final)
+                self._run(reload, self._reload_what(), final)
 
         if checked.endpoint is not None:
             endpoint = checked.endpoint
 
             def verify_hook() -> None:
-                self._verify(endpoint, request.cert_pem, verification)
+                verify_served(endpoint, request.cert_pem, self.config.verify.policy, self._deps, verification)
 
         return Hooks(staged_check, after_swap_check, reload_hook, verify_hook)
 
     def _run(self, command: OperatorCommand, what: str, paths: Mapping[str, str], *, staged: bool = False) -> None:
         timeout = self.config.common.command_timeout_seconds or self._deps.default_command_timeout_seconds
         run_command(self._deps.runner, command, what=what, paths=paths, staged=staged, timeout_seconds=timeout)
-
-    def _verify(self, endpoint: Endpoint, cert_pem: str, verification: list[VerifyResult]) -> None:
-        try:
-            expected = certificate_fingerprint(cert_pem)
-        except ValueError as exc:
-            raise StepFailed(f"cannot fingerprint the deployed certificate: {exc}") from exc
-        result = verify_endpoint(
-            endpoint, expected, self.config.verify.policy, probe=self._deps.probe, sleep=self._deps.sleep
-        )
-        verification.append(result)
-        if not result.verified:
-            raise StepFailed(result.describe())
 
     def _result(
         self,
@@ -178,51 +191,25 @@ class FileConnector:
         verification: Sequence[VerifyResult] = (),
         error: DeployError | None = None,
     ) -> DeployResult:
-        now = self._deps.clock.now()
         metadata = {f"{role.value}_path": str(path) for role, path in checked.paths.items()}
-        metadata |= {
-            "idempotent": "true" if applied.idempotent else "false",
-            "duration_ms": str(round((time.perf_counter() - started) * 1000)),
-            "stage": applied.stage.value,
-        }
-        if warnings:
-            metadata["warnings"] = "; ".join(warnings)
-        verified = verification[-1] if verification else None
-        if verified is not None and verified.actual_fingerprint:
-            metadata["served_fingerprint"] = verified.actual_fingerprint
-        if error is not None:
-            message = str(error)
-        elif applied.outcome is DeployOutcome.UNCHANGED:
+        metadata |= {name: str(planned.path) for name, planned in self._extra_files(checked).items()}
+        metadata |= self._extra_metadata()
+        if applied.outcome is DeployOutcome.UNCHANGED:
             message = "unchanged: every file already holds these bytes"
         else:
-            written = len(applied.backup_paths)
-            message = f"deployed {written} file(s)" + (f"; {verified.describe()}" if verified else "")
+            message = f"deployed {len(applied.backup_paths)} file(s)"
         primary = next(iter(checked.paths.values()))
-        result = DeployResult(
+        parts = ResultParts(
             self.target_type,
-            applied.outcome,
-            applied.stage,
-            message,
-            f"{self.rules.deployment_prefix}-{int(now.timestamp())}",
+            self._deployment_prefix(),
             str(checked.endpoint) if checked.endpoint else str(primary),
-            now if applied.outcome.succeeded else None,
-            applied,
-            verified,
-            tuple(warnings),
+            started,
             metadata,
-            error,
+            message,
+            warnings,
+            verification,
         )
-        log.info(
-            "deploy.result",
-            extra={
-                "target_type": self.target_type,
-                "outcome": result.outcome,
-                "stage": result.stage,
-                "duration_ms": metadata["duration_ms"],
-                "error": message if error else "",
-            },
-        )
-        return result
+        return finish(parts, applied, self._deps, error)
 
     # -- dry runs ---------------------------------------------------------------------------------------
 
@@ -231,7 +218,7 @@ class FileConnector:
         validate = checked.validate
         if validate is None:
             raise ValidateOnlyNotSupported(f"{self.target_type} target has no validate_command to dry-run")
-        what = f"{self.rules.validate_what} (ValidateOnly)"
+        what = f"{self._validate_what()} (ValidateOnly)"
         if validate.placeholders:
             plan = self._plan(request, checked)
             validate_staged(
@@ -250,6 +237,7 @@ class FileConnector:
             return TargetCheck((CheckItem("config", False, str(exc)),))
         items = [CheckItem("config", True, "config is valid")]
         items.extend(_writable(f"{role.value}_path", path) for role, path in checked.paths.items())
+        items.extend(_writable(name, planned.path) for name, planned in self._extra_files(checked).items())
         if checked.validate is not None:
             items.append(self._test_validate(checked.validate, checked.paths))
         return TargetCheck(tuple(items))
@@ -261,7 +249,7 @@ class FileConnector:
         if missing:
             return CheckItem("validate_command", True, f"not run: no file yet at {', '.join(missing)}")
         try:
-            self._run(command, self.rules.validate_what, _live_placeholders(paths))
+            self._run(command, self._validate_what(), _live_placeholders(paths))
         except CommandFailed as exc:
             return CheckItem("validate_command", False, str(exc))
         return CheckItem("validate_command", True, f"{command} passed")
@@ -274,12 +262,24 @@ def _contents(request: DeployRequest) -> dict[FileRole, str]:
         contents[FileRole.CHAIN] = request.chain_pem
     if request.key_pem and request.key_pem.strip():
         contents[FileRole.KEY] = request.key_pem
-    contents[FileRole.FULLCHAIN] = _joined(request.cert_pem, request.chain_pem)
-    contents[FileRole.PEM] = _joined(request.cert_pem, request.chain_pem, request.key_pem or "")  # HAProxy order
+    contents[FileRole.FULLCHAIN] = joined_pem(request.cert_pem, request.chain_pem)
+    contents[FileRole.PEM] = joined_pem(request.cert_pem, request.chain_pem, request.key_pem or "")  # HAProxy order
     return contents
 
 
-def _joined(*parts: str) -> str:
+def chained_contents(request: DeployRequest, *, separate_chain: bool) -> dict[FileRole, str]:
+    """The certificate file holds the leaf then the chain, unless the chain has a file of its own
+    (Traefik, Caddy, Envoy, Postfix, Dovecot); the key file only when the request has a key."""
+    contents = {FileRole.CERT: request.cert_pem if separate_chain else joined_pem(request.cert_pem, request.chain_pem)}
+    if separate_chain and request.chain_pem.strip():
+        contents[FileRole.CHAIN] = request.chain_pem
+    if request.key_pem and request.key_pem.strip():
+        contents[FileRole.KEY] = request.key_pem
+    return contents
+
+
+def joined_pem(*parts: str) -> str:
+    """PEM blocks one after another, each ending in exactly one newline (empty parts skipped)."""
     return "".join(part.rstrip("\n") + "\n" for part in parts if part.strip())
 
 
@@ -297,11 +297,16 @@ def _live_placeholders(paths: Mapping[FileRole, Path]) -> dict[str, str]:
 
 
 def _writable(name: str, path: Path) -> CheckItem:
-    probe = path.parent / f".certctl-write-test.{unique_suffix()}"
+    return directory_writable(name, path.parent)
+
+
+def directory_writable(name: str, directory: Path) -> CheckItem:
+    """Create and delete a `.certctl-write-test.<ns>` file in `directory`: can the agent write there?"""
+    probe = directory / f".certctl-write-test.{unique_suffix()}"
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        return CheckItem(name, False, f"cannot write in {path.parent}: {exc.strerror}")
+        return CheckItem(name, False, f"cannot write in {directory}: {exc.strerror}")
     os.close(fd)
     remove_quietly(probe)
-    return CheckItem(name, True, f"{path.parent} is writable")
+    return CheckItem(name, True, f"{directory} is writable")
