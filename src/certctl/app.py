@@ -23,6 +23,8 @@ from certctl.api.middleware import (
 from certctl.api.ratelimit import RateLimiter
 from certctl.api.schemas import ERROR_RESPONSES
 from certctl.context import AppContext
+from certctl.distribution.asgi import DistributionMiddleware
+from certctl.distribution.handlers import distribution_handlers
 from certctl.security.roles import ANONYMOUS_ACTOR
 from certctl.worker import Background
 
@@ -124,6 +126,8 @@ def create_app(context: AppContext, background: Background | None = None) -> Fas
     app.add_middleware(CORSMiddleware, origins=settings.cors_origins)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_size)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: CRL/OCSP/CA certificate requests never meet the API's auth, audit or rate limits.
+    app.add_middleware(DistributionMiddleware, handlers=distribution_handlers(context))
 
     def openapi() -> dict[str, object]:
         if app.openapi_schema is None:

@@ -206,6 +206,17 @@ class Settings(BaseSettings):
     digest_interval: Interval = Field(default=timedelta(hours=24), description=DURATION_FORM)
     digest_recipients: CommaList = Field(default_factory=list, description="a comma-separated list of e-mail addresses")
 
+    # Revocation and trust (pki.md §A2): CRLs, the OCSP responder, the plain-HTTP distribution point
+    crl_generation_interval: Interval = Field(default=timedelta(hours=1), description=DURATION_FORM)
+    ocsp_responder_validity: Annotated[Interval, _at_least(timedelta(hours=1))] = Field(
+        default=timedelta(days=30), description=f"{DURATION_FORM}, at least 1h"
+    )
+    ocsp_responder_rotation_grace: Interval = Field(default=timedelta(days=7), description=DURATION_FORM)
+    ocsp_rate_limit_per_ip_min: int = Field(default=1000, ge=0, description="requests per minute per IP, 0 = off")
+    pki_http_port: int = Field(
+        default=0, ge=0, le=65535, description="a TCP port for plain-HTTP CRL/OCSP/CA certificates, 0 = off"
+    )
+
     ready_timeout: GoDuration = Field(default=timedelta(seconds=2), description=DURATION_FORM)
 
     @field_validator("auth_type", mode="before")

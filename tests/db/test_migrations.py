@@ -23,7 +23,7 @@ from certctl.db.engine import make_engine
 from certctl.db.models import metadata
 from tests.conftest import PgDatabases
 
-HEAD = "0008"
+HEAD = "0009"
 CERTCTL_TABLES = {
     "api_keys",
     "audit_events",

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from certctl.db.base import Base
@@ -89,6 +89,8 @@ class Issuer(Base):
     hierarchy_mode: Mapped[HierarchyMode] = mapped_column(
         StrEnumType(HierarchyMode, 16), default=HierarchyMode.SINGLE, server_default="single"
     )
+    revocation_revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Bumped in every revocation's transaction: caches of CRLs and OCSP answers compare it to know they are stale."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import TypeAlias
 
 from cryptography import x509
+from cryptography.x509 import ocsp
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -220,6 +221,14 @@ class SigningKey:
 
     def sign_csr(self, builder: x509.CertificateSigningRequestBuilder) -> x509.CertificateSigningRequest:
         """Sign a CSR template with this key (the subject's key)."""
+        return builder.sign(self._key, self.signature_hash())
+
+    def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList:
+        """Sign a CRL template with this key (the issuing CA's key)."""
+        return builder.sign(self._key, self.signature_hash())
+
+    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
+        """Sign an OCSP response template with this key (a responder's, or the CA's)."""
         return builder.sign(self._key, self.signature_hash())
 
     def private_key_pem(self, password: bytes | None = None) -> bytes:

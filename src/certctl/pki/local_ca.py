@@ -227,6 +227,11 @@ class LocalCA:
     def key_algorithm(self) -> KeyAlgorithm:
         return self._key.algorithm
 
+    @property
+    def signing_key(self) -> SigningKey:
+        """The issuing CA's key: CRLs and OCSP responder certificates are signed with it."""
+        return self._key
+
     def capabilities(self) -> Capabilities:
         return LOCAL_CA_CAPABILITIES
 

@@ -1,0 +1,1 @@
+"""Certificate revocation lists per issuer: generation, cache, the CRL loop and the distribution point."""
