@@ -27,6 +27,8 @@ from certctl.db import migrate
 from certctl.db.engine import make_engine
 from certctl.db.models import metadata
 
+pytest_plugins = ["tests.hsm"]  # the SoftHSM session fixtures: one token directory for the whole run
+
 REQUIRE_PEERS = os.environ.get("CERTCTL_REQUIRE_PEERS") == "1"
 LOCAL_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TEST_ENCRYPTION_KEY = "test-encryption-passphrase-0123456789abcdef"

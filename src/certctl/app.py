@@ -38,6 +38,8 @@ def _routers() -> list[APIRouter]:
     from certctl.agents.api import router as agents
     from certctl.audit.api import router as audit
     from certctl.certificates.api import router as certificates
+    from certctl.crl.api import router as crl_admin
+    from certctl.intermediates.api import router as intermediates
     from certctl.issuers.api import router as issuers
     from certctl.jobs.api import router as jobs
     from certctl.notifications.api import admin_router as notification_admin
@@ -46,11 +48,13 @@ def _routers() -> list[APIRouter]:
     from certctl.org.api import owners, teams
     from certctl.policies.api import router as renewal_policies
     from certctl.profiles.api import router as profiles
+    from certctl.revocation.api import router as revocation
     from certctl.scheduler.api import router as scheduler
     from certctl.targets.api import router as targets
 
     return [
         certificate_deploys,
+        revocation,  # before certificates: /certificates/bulk-revoke and /{id}/revoke
         certificates,
         agents,
         job_verification,
@@ -61,10 +65,12 @@ def _routers() -> list[APIRouter]:
         renewal_policies,
         profiles,
         issuers,
+        intermediates,
         targets,
         agent_groups,
         audit,
         scheduler,
+        crl_admin,
         notification_admin,
         digest,
     ]

@@ -22,6 +22,9 @@ from uvicorn.supervisors import Multiprocess
 from certctl.app import create_app
 from certctl.bootstrap import ensure_bootstrap_admin_key, prepare
 from certctl.config import Settings
+from certctl.context import AppContext
+from certctl.crl.plain_http import PlainHTTPListener, with_plain_http_listener
+from certctl.distribution.handlers import distribution_handlers
 from certctl.logs import configure_logging
 from certctl.security.tls import ensure_bootstrap_certificate, fingerprint_sha256, server_ssl_context
 from certctl.worker import build_background
@@ -62,6 +65,8 @@ def run(settings: Settings, *, announce: bool = True, workers: int = 1) -> None:
             f"  TLS certificate: {cert_path}{' (self-signed, created now)' if created else ''}",
             f"  SHA-256 fingerprint: {fingerprint_sha256(cert_path)}",
         ]
+        if settings.pki_http_port:
+            lines.append(f"  CRL/OCSP/CA certificates over plain HTTP: http://{shown_host}:{settings.pki_http_port}")
         if admin_key:
             lines.append(f"  admin API key: {admin_key}")
             lines.append(f"    (kept in {settings.data_dir / 'bootstrap-admin-key'}; delete that file once saved)")
@@ -87,7 +92,9 @@ def run(settings: Settings, *, announce: bool = True, workers: int = 1) -> None:
         config = uvicorn.Config(functools.partial(_worker_app, settings), factory=True, workers=workers, **options)
         _AnnouncingSupervisor(config, [config.bind_socket()], banner).run()
         return
-    app = create_app(context, build_background(context) if settings.scheduler_enabled else None)
+    app = _with_pki_listener(
+        create_app(context, build_background(context) if settings.scheduler_enabled else None), context
+    )
     try:
         _AnnouncingServer(uvicorn.Config(app, **options), banner).run()
     finally:
@@ -103,7 +110,19 @@ def _worker_app(settings: Settings) -> ASGIApp:
     seeded by the parent, so this only connects and checks the encryption key."""
     configure_logging(settings.log_level, settings.log_format)
     context = prepare(settings, run_migrations=False, seed_issuers=False)
-    return create_app(context, build_background(context) if settings.scheduler_enabled else None)
+    return _with_pki_listener(
+        create_app(context, build_background(context) if settings.scheduler_enabled else None), context
+    )
+
+
+def _with_pki_listener(app: ASGIApp, context: AppContext) -> ASGIApp:
+    """With CERTCTL_PKI_HTTP_PORT, each server process also serves /.well-known/pki/ over plain HTTP
+    (certctl.crl.plain_http; workers share the port with SO_REUSEPORT)."""
+    settings = context.settings
+    if not settings.pki_http_port:
+        return app
+    listener = PlainHTTPListener(distribution_handlers(context), settings.server_host, settings.pki_http_port)
+    return with_plain_http_listener(app, listener)
 
 
 class _AnnouncingSupervisor(Multiprocess):

@@ -17,6 +17,7 @@ from certctl.certificates.models import ManagedCertificate
 from certctl.certificates.processor import IssuanceProcessor, ProcessSummary, mark_certificate_failed
 from certctl.certificates.renewal import RenewalChecker, RenewalSummary, ShortLivedSweep, expire_short_lived
 from certctl.context import AppContext
+from certctl.crl.service import RefreshSummary
 from certctl.jobs.models import Job
 from certctl.jobs.service import JobQueue
 from certctl.notifications.delivery import DeliverySummary
@@ -35,6 +36,7 @@ NOTIFICATION_PROCESSOR_LOOP = "notification-processor"
 NOTIFICATION_RETRY_LOOP = "notification-retry"
 STATS_FOLD_LOOP = "stats-fold"
 AGENT_HEALTH_LOOP = "agent-health"
+CRL_REFRESH_LOOP = "crl-refresh"
 STATS_FOLD_INTERVAL = timedelta(minutes=1)
 
 
@@ -105,6 +107,9 @@ def build_background(context: AppContext, ticks: TickSource | None = None) -> Ba
     def fold_counts(now: datetime, deadline: Deadline) -> int:
         return stats.fold_counts()
 
+    def refresh_crls(now: datetime, deadline: Deadline) -> RefreshSummary:
+        return context.crls.regenerate_all("scheduled", deadline)
+
     def check_agent_health(now: datetime, deadline: Deadline) -> int:
         return context.agents.mark_silent_offline(settings.scheduler_agent_health_check_interval)
 
@@ -136,6 +141,15 @@ def build_background(context: AppContext, ticks: TickSource | None = None) -> Ba
             timedelta(minutes=1),
             check_agent_health,
             singleton=True,
+        ),
+        # Every CRL-capable issuer, on one replica; not at startup (pki.md §A2.3): reads rebuild stale CRLs.
+        Loop(
+            CRL_REFRESH_LOOP,
+            settings.crl_generation_interval,
+            timedelta(minutes=5),
+            refresh_crls,
+            singleton=True,
+            run_at_startup=False,
         ),
         # The dashboard's kept counts are folded even when nobody reads them (stats/store.py fold_counts).
         Loop(STATS_FOLD_LOOP, STATS_FOLD_INTERVAL, timedelta(seconds=30), fold_counts, singleton=True),

@@ -217,6 +217,37 @@ def test_on_demand_deploy_queues_a_job_per_mapped_target(plane: Plane) -> None:
     assert unknown.status_code == 400
 
 
+def test_a_target_mapped_to_an_issued_certificate_gets_the_current_version(plane: Plane) -> None:
+    agent = plane.register("edge-1")
+    first = plane.target(agent, "one")
+    cert = plane.certificate("web", [first])
+    [item] = agent.poll()
+    version_id = agent.submit_csr(item).json()["version_id"]
+    [first_deploy] = agent.poll()
+    assert first_deploy["target_id"] == first
+
+    second, third = plane.target(agent, "two"), plane.target(agent, "three")
+    added = plane.operator.post(f"/api/v1/certificates/{cert['id']}/targets", json={"target_id": second})
+    assert added.status_code == 201, added.text
+    replaced = plane.operator.put(
+        f"/api/v1/certificates/{cert['id']}/targets", json={"target_ids": [first, second, third]}
+    )
+    assert replaced.status_code == 200, replaced.text
+    claimed = agent.poll()
+    # Only the newly mapped targets get a job, each pinned to the version the certificate serves.
+    assert sorted(job["target_id"] for job in claimed) == sorted([second, third])
+    assert {job["version_id"] for job in claimed} == {version_id}
+
+
+def test_mapping_a_target_to_a_certificate_not_yet_issued_queues_nothing(plane: Plane) -> None:
+    agent = plane.register("edge-1")
+    cert = plane.certificate("web", [plane.target(agent, "one")])
+    second = plane.target(agent, "two")
+    added = plane.operator.post(f"/api/v1/certificates/{cert['id']}/targets", json={"target_id": second})
+    assert added.status_code == 201, added.text
+    assert [job["type"] for job in plane.jobs(cert["id"])] == ["Issuance"]  # deployed after issuance instead
+
+
 def test_testing_a_target_asks_its_agent(plane: Plane) -> None:
     agent = plane.register("edge-1")
     target_id = plane.target(agent)

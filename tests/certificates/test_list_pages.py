@@ -45,3 +45,30 @@ def test_cursor_and_offset_pages_carry_the_same_items_with_their_targets(api: An
 
     sparse = client.get("/api/v1/certificates", params={"page_size": 2, "fields": "name,target_ids"}).json()
     assert all(set(c) == {"id", "name", "target_ids"} for c in sparse["data"])
+
+
+def test_every_cursor_page_carries_the_total_of_its_filter(api: Any) -> None:
+    client, _ = api
+    for index in range(5):
+        body = {"name": f"c{index}", "common_name": f"c{index}.example.com"} | BASE
+        assert client.post("/api/v1/certificates", json=body).status_code == 201
+    client.delete("/api/v1/certificates/" + client.get("/api/v1/certificates").json()["data"][0]["id"])
+
+    def walk(**params: Any) -> list[int]:
+        totals, cursor = [], None
+        while True:
+            page = client.get("/api/v1/certificates", params={"page_size": 2, **params, "cursor": cursor}).json()
+            totals.append(page["total"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return totals
+
+    statuses = [c["status"] for c in client.get("/api/v1/certificates").json()["data"]]
+    live = next(status for status in statuses if status != "Archived")
+    assert (statuses.count("Archived"), statuses.count(live)) == (1, 4)
+    # Unfiltered and status-only totals come from the kept counts, the others from counting rows: all agree.
+    assert walk() == [5, 5, 5]
+    assert walk(status="Archived") == [1]
+    assert walk(status=live) == [4, 4]
+    assert walk(owner_id="o-alice") == [5, 5, 5]
+    assert walk(owner_id="o-alice", status=live) == [4, 4]

@@ -52,6 +52,7 @@ EXPECTED_ROWS = {
     "managed_certificates": 32,
     "certificate_target_mappings": 34,
     "certificate_versions": 33,
+    "certificate_revocations": 1,
     "jobs": 44,
     "notification_events": 20,
     "notification_attempts": 40,

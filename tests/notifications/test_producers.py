@@ -237,7 +237,7 @@ def test_deployment_and_revocation_producers_write_the_originals_messages(
         notifier = LifecycleNotifier(context.clock, webhook_configured=webhook_configured)
         with context.db.begin() as session:
             cert = session.get_one(ManagedCertificate, cert_id)
-            notifier.revoked(session, cert, "keyCompromise")
+            notifier.revoked(session, [cert], "keyCompromise")
         ids = notifier.take_added()
         with context.db.begin() as session:
             rows = [session.get_one(NotificationEvent, i) for i in ids]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from certctl.agents.deployments import queue_deployments
 from certctl.agents.outcomes import Outcomes
-from certctl.agents.service import AgentRetired, agent_actor
+from certctl.agents.service import agent_actor
 from certctl.agents.store import AgentStore
 from certctl.agents.work import mapped_to_agent
 from certctl.audit.service import AuditRecorder
@@ -106,9 +106,7 @@ class CsrSigner:
 
     def _pending(self, agent_id: str, certificate_id: str) -> _Pending:
         with self._db.read() as session:
-            agent = AgentStore(session).get(agent_id)
-            if agent.retired_at is not None:
-                raise AgentRetired(agent)
+            AgentStore(session).live(agent_id)
             cert = CertificateStore(session).get(certificate_id)
             if not mapped_to_agent(session, cert.id, agent_id):
                 raise Forbidden(f"certificate {cert.id} is not deployed to any target of agent {agent_id}")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from certctl.agents.models import Agent
 from certctl.audit.service import AuditRecorder
-from certctl.certificates.models import CertificateTargetMapping, ManagedCertificate
+from certctl.certificates.models import CertificateStatus, CertificateTargetMapping, ManagedCertificate
 from certctl.certificates.store import CertificateStore
 from certctl.clock import FrozenClock
 from certctl.errors import Conflict
@@ -59,6 +59,11 @@ def queue_deployments(
     A deployment still waiting for the same target is superseded: the newest version is what counts.
     `version_id` defaults to the certificate's latest version; without any version nothing is queued.
     """
+    if cert.status in (CertificateStatus.REVOKED, CertificateStatus.ARCHIVED):
+        # Revoked is final: never installed again. Asked for by hand, say so; after an issuance, skip.
+        if trigger == "manual":
+            raise Conflict(f"certificate {cert.id} is {cert.status.value}; it can no longer be deployed")
+        return []
     targets = deployable_targets(session, cert.id, target_ids)
     if not targets:
         return []  # the common case for an unmapped certificate: one query, nothing else

@@ -14,29 +14,21 @@ from sqlalchemy.orm import Session
 
 from certctl.agents.credentials import SENTINEL_AGENT_IDS, new_agent_key
 from certctl.agents.models import Agent, AgentStatus
-from certctl.agents.store import AgentStore
+from certctl.agents.store import AgentRetired, AgentStore
 from certctl.audit.service import AuditRecorder
 from certctl.clock import Clock
 from certctl.db.engine import Database
 from certctl.db.store import Page, PageRequest
-from certctl.errors import AlreadyExists, Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from certctl.errors import AlreadyExists, Conflict, Forbidden, NotFound, ValidationFailed
 from certctl.ids import new_id
-from certctl.jobs.models import Job, JobStatus
-from certctl.jobs.queue import OPEN_STATUSES
+from certctl.jobs.models import Job
+from certctl.jobs.store import JobStore
 from certctl.security.apikeys import hash_key
 from certctl.security.roles import Actor, ActorType, Role
 from certctl.targets.models import DeploymentTarget
 
 RESOURCE_TYPE = "agent"
 HEARTBEAT_FIELDS = ("version", "hostname", "os", "architecture", "ip_address")
-
-
-class AgentRetired(Gone):
-    """The agent has been retired: heartbeats and polls are answered 410 Gone."""
-
-    def __init__(self, agent: Agent) -> None:
-        reason = f": {agent.retired_reason}" if agent.retired_reason else ""
-        super().__init__(f"Agent has been retired{reason}")
 
 
 class RetirementBlocked(Conflict):
@@ -128,9 +120,7 @@ class AgentService:
     def heartbeat(self, agent_id: str, details: Mapping[str, str]) -> Agent:
         """Online again, with whatever host details were sent. Raises NotFound, AgentRetired."""
         with self._db.begin() as session:
-            agent = AgentStore(session).get(agent_id)
-            if agent.retired_at is not None:
-                raise AgentRetired(agent)
+            agent = AgentStore(session).live(agent_id)
             for field in HEARTBEAT_FIELDS:
                 if value := details.get(field, "").strip():
                     setattr(agent, field, value[:255] if field == "hostname" else value[:64])
@@ -196,15 +186,4 @@ class AgentService:
             .values(retired_at=now, retired_reason=reason, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        session.execute(
-            update(Job)
-            .where(Job.agent_id == agent.id, Job.status.in_(list(OPEN_STATUSES)))
-            .values(
-                status=JobStatus.CANCELLED,
-                completed_at=now,
-                lease_until=None,
-                next_retry_at=None,
-                last_error=f"agent {agent.id} retired: {reason}",
-            )
-            .execution_options(synchronize_session=False)
-        )
+        JobStore(session).cancel_open(Job.agent_id == agent.id, now, f"agent {agent.id} retired: {reason}")

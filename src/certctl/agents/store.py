@@ -10,14 +10,30 @@ from sqlalchemy import CursorResult, Select, func, select, update
 from certctl.agents.models import Agent, AgentStatus
 from certctl.certificates.models import CertificateTargetMapping
 from certctl.db.store import Store
+from certctl.errors import Gone
 from certctl.jobs.models import Job
 from certctl.jobs.queue import OPEN_STATUSES
 from certctl.targets.models import DeploymentTarget
 
 
+class AgentRetired(Gone):
+    """The agent has been retired: heartbeats and polls are answered 410 Gone."""
+
+    def __init__(self, agent: Agent) -> None:
+        reason = f": {agent.retired_reason}" if agent.retired_reason else ""
+        super().__init__(f"Agent has been retired{reason}")
+
+
 class AgentStore(Store[Agent]):
     model = Agent
     kind = "agent"
+
+    def live(self, agent_id: str) -> Agent:
+        """The agent, for a request it makes itself; raises NotFound, or AgentRetired once it is retired."""
+        agent = self.get(agent_id)
+        if agent.retired_at is not None:
+            raise AgentRetired(agent)
+        return agent
 
     def by_credential_hash(self, digest: str) -> Agent | None:
         return self.session.scalars(select(Agent).where(Agent.api_key_hash == digest).limit(1)).first()

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Exists, exists, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from certctl.agents.models import Agent, AgentStatus
 from certctl.agents.outcomes import Outcomes
-from certctl.agents.service import AgentRetired, agent_actor
+from certctl.agents.service import agent_actor
 from certctl.agents.store import AgentStore
 from certctl.audit.service import AuditRecorder
 from certctl.certificates.models import CertificateTargetMapping, CertificateVersion, ManagedCertificate
@@ -80,9 +80,7 @@ class AgentWork:
         """
         now = self._clock.now()
         with self._db.begin() as session:
-            agent = AgentStore(session).get(agent_id)
-            if agent.retired_at is not None:
-                raise AgentRetired(agent)
+            AgentStore(session).live(agent_id)
             jobs = JobStore(session)
             claimed = jobs.claim_for_agent(agent_id, now, MAX_CLAIM) if claim else jobs.due_for_agent(agent_id, now)
             items = [self._deployment_item(session, job) for job in claimed]
@@ -112,27 +110,26 @@ class AgentWork:
         return item
 
     def _csr_items(self, session: Session, agent_id: str) -> list[dict[str, Any]]:
-        mapped_to_agent = exists(
-            select(CertificateTargetMapping.target_id)
-            .join(DeploymentTarget, DeploymentTarget.id == CertificateTargetMapping.target_id)
-            .where(
-                CertificateTargetMapping.certificate_id == Job.certificate_id,
-                DeploymentTarget.agent_id == agent_id,
-            )
-        )
         stmt = (
             select(Job, ManagedCertificate)
             .join(ManagedCertificate, ManagedCertificate.id == Job.certificate_id)
             .where(
                 Job.status == JobStatus.AWAITING_CSR,
                 Job.type.in_(list(ISSUANCE_JOB_TYPES)),
-                or_(Job.agent_id == agent_id, Job.agent_id.is_(None) & mapped_to_agent),
+                or_(
+                    Job.agent_id == agent_id,
+                    Job.agent_id.is_(None) & mapped_to_agent_clause(Job.certificate_id, agent_id),
+                ),
             )
             .order_by(Job.scheduled_at, Job.id)
             .limit(MAX_CLAIM)
         )
+        key_algorithms: dict[str | None, str] = {}  # per profile: one rules lookup, not one per item
         items = []
         for job, cert in session.execute(stmt):
+            profile_id = cert.certificate_profile_id
+            if profile_id not in key_algorithms:
+                key_algorithms[profile_id] = preferred_key_algorithm(profile_rules(session, cert)).value
             items.append(
                 {
                     "id": job.id,
@@ -141,7 +138,7 @@ class AgentWork:
                     "certificate_id": cert.id,
                     "common_name": cert.common_name,
                     "sans": list(cert.sans),
-                    "key_algorithm": preferred_key_algorithm(profile_rules(session, cert)).value,
+                    "key_algorithm": key_algorithms[profile_id],
                 }
             )
         return items
@@ -155,9 +152,7 @@ class AgentWork:
         Raises NotFound, Forbidden, AgentRetired.
         """
         with self._db.begin() as session:
-            agent = AgentStore(session).get(agent_id)
-            if agent.retired_at is not None:
-                raise AgentRetired(agent)
+            AgentStore(session).live(agent_id)
             cert = CertificateStore(session).get(certificate_id)
             if not mapped_to_agent(session, cert.id, agent_id):
                 raise Forbidden(f"certificate {cert.id} is not deployed to any target of agent {agent_id}")
@@ -312,14 +307,17 @@ class AgentWork:
             return job
 
 
-def mapped_to_agent(session: Session, certificate_id: str, agent_id: str) -> bool:
-    stmt = (
+def mapped_to_agent_clause(certificate_id: InstrumentedAttribute[str | None] | str, agent_id: str) -> Exists:
+    """Whether the certificate is mapped to a target of the agent: as a clause, to filter or select."""
+    return exists(
         select(CertificateTargetMapping.target_id)
         .join(DeploymentTarget, DeploymentTarget.id == CertificateTargetMapping.target_id)
         .where(CertificateTargetMapping.certificate_id == certificate_id, DeploymentTarget.agent_id == agent_id)
-        .limit(1)
     )
-    return session.scalars(stmt).first() is not None
+
+
+def mapped_to_agent(session: Session, certificate_id: str, agent_id: str) -> bool:
+    return bool(session.scalar(select(mapped_to_agent_clause(certificate_id, agent_id))))
 
 
 def _count_deployment(target: DeploymentTarget, succeeded: bool, now: datetime) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +56,10 @@ class CertificateFilter:
 
     def is_empty(self) -> bool:
         return self == CertificateFilter()
+
+    def status_only(self) -> bool:
+        """Nothing but (at most) a status: the match count is one of the counts kept on write."""
+        return replace(self, status=None).is_empty()
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from certctl.pki.keygen import generate_key_and_csr
 from certctl.pki.keys import KeyAlgorithm
 from certctl.pki.profile_check import ProfileRules
 from certctl.profiles.models import CertificateProfile
+from certctl.revocation.jobs import RevocationJobs
 from certctl.scheduler.deadline import Deadline
 from certctl.security.encryption import ConfigCipher
 from certctl.security.roles import SYSTEM_ACTOR
@@ -114,6 +115,10 @@ class IssuanceProcessor:
         self.worker_id = worker_id or default_worker_id()
         self._lease, self._batch = lease, batch
         self._batch_connectors: dict[str, IssuerConnector] = {}
+        # Revocation jobs: the issuer hears of a revoked serial (revocation/jobs.py).
+        self._revocations = RevocationJobs(
+            db, clock, connectors, queue, worker_id=self.worker_id, lease=lease, batch=batch
+        )
 
     def run(self, now: datetime, deadline: Deadline | None = None) -> ProcessSummary:
         """Claim and process due server jobs in batches until none are left or the deadline passes.
@@ -121,6 +126,9 @@ class IssuanceProcessor:
         Per batch: one transaction reads every job's certificate, signing happens outside any
         transaction, one transaction stores every result (each still checked against its lease)."""
         summary = ProcessSummary()
+        revocations = self._revocations.run(deadline)
+        summary.claimed, summary.completed = revocations.claimed, revocations.completed
+        summary.failed = revocations.failed
         while deadline is None or not deadline.expired:
             jobs = self._queue.claim(self.worker_id, self._clock.now(), self._lease, self._batch, types=ISSUANCE_TYPES)
             if not jobs:

@@ -13,6 +13,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from certctl.agents.deployments import queue_deployments
 from certctl.audit.service import AuditRecorder
 from certctl.certificates import listing
 from certctl.certificates.creation import BatchReferences, check_new_certificate
@@ -31,11 +32,13 @@ from certctl.db.store import Page, PageRequest
 from certctl.errors import AlreadyExists, CertctlError, Conflict, NotFound, ValidationFailed
 from certctl.ids import new_id
 from certctl.issuers.models import Issuer
-from certctl.jobs.models import Job, JobStatus
+from certctl.jobs.models import Job
+from certctl.jobs.store import JobStore
 from certctl.org.models import Owner, Team
 from certctl.policies.models import RenewalPolicy
 from certctl.profiles.models import CertificateProfile
 from certctl.security.roles import Actor
+from certctl.stats.store import StatsStore
 from certctl.targets.models import DeploymentTarget
 
 log = logging.getLogger("certctl.certificates")
@@ -106,7 +109,10 @@ class CertificateService:
         with self._db.read() as session:
             store = CertificateStore(session)
             base = listing.filtered(flt)
-            total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+            if flt.status_only():  # every page of a walk repeats the total: read it, don't count rows
+                total = StatsStore(session).kept_certificate_count(flt.status)
+            else:
+                total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
             stmt = listing.ordered(base, sort)
             if cursor:
                 stmt = listing.after(stmt, sort, Position.decode(cursor, sort))
@@ -278,7 +284,10 @@ class CertificateService:
                 setattr(cert, name, value)
             cert.updated_at = now
             if target_ids is not None:
-                store.replace_targets(cert.id, _check_targets(session, target_ids, self._keygen_mode), now)
+                current = store.target_ids([cert.id])[cert.id]
+                wanted = _check_targets(session, target_ids, self._keygen_mode)
+                store.replace_targets(cert.id, wanted, now)
+                _deploy_to_new_targets(session, cert, set(wanted) - set(current), now, actor)
             store.flush()
             AuditRecorder(session, self._clock).record(
                 actor,
@@ -297,8 +306,7 @@ class CertificateService:
             cert = store.get(cert_id)
             if cert.status is CertificateStatus.ARCHIVED:
                 return
-            for job in store.open_jobs(cert.id):
-                job.status, job.completed_at, job.last_error = JobStatus.CANCELLED, now, "certificate archived"
+            JobStore(session).cancel_open(Job.certificate_id == cert.id, now, "certificate archived")
             cert.status, cert.updated_at = CertificateStatus.ARCHIVED, now
             store.flush()
             AuditRecorder(session, self._clock).record(actor, "certificate_archived", "certificate", cert.id)
@@ -327,12 +335,14 @@ class CertificateService:
         """Map one target; returns False when it was already mapped."""
         with self._db.begin() as session:
             store = CertificateStore(session)
-            store.get(cert_id)
+            cert = store.get(cert_id)
             current = store.target_ids([cert_id])[cert_id]
             if target_id in current:
                 return False
             wanted = _check_targets(session, [*current, target_id], self._keygen_mode)
-            store.replace_targets(cert_id, wanted, self._clock.now())
+            now = self._clock.now()
+            store.replace_targets(cert_id, wanted, now)
+            _deploy_to_new_targets(session, cert, {target_id}, now, actor)
             AuditRecorder(session, self._clock).record(
                 actor, "certificate_target_mapped", "certificate", cert_id, {"target_id": target_id}
             )
@@ -347,9 +357,9 @@ class CertificateService:
             if target_id not in current:
                 raise ValidationFailed(f"target {target_id} is not mapped to certificate {cert_id}")
             store.replace_targets(cert_id, [t for t in current if t != target_id], now)
-            for job in store.open_jobs(cert_id):
-                if job.target_id == target_id:
-                    job.status, job.completed_at, job.last_error = JobStatus.CANCELLED, now, "target unmapped"
+            JobStore(session).cancel_open(
+                (Job.certificate_id == cert_id) & (Job.target_id == target_id), now, "target unmapped"
+            )
             store.flush()
             AuditRecorder(session, self._clock).record(
                 actor, "certificate_target_unmapped", "certificate", cert_id, {"target_id": target_id}
@@ -479,3 +489,16 @@ def _check_targets(session: Session, target_ids: Sequence[str], mode: KeygenMode
             "CERTCTL_KEYGEN_MODE=server)"
         )
     return wanted
+
+
+# A certificate serving its current version; one in any other state has nothing a new target should get.
+_DEPLOYABLE = frozenset({CertificateStatus.ACTIVE, CertificateStatus.EXPIRING, CertificateStatus.RENEWAL_IN_PROGRESS})
+
+
+def _deploy_to_new_targets(
+    session: Session, cert: ManagedCertificate, added: set[str], now: datetime, actor: Actor
+) -> None:
+    """A target mapped to a certificate that is already issued gets the current version at once, instead of
+    waiting for the next renewal."""
+    if added and cert.status in _DEPLOYABLE:
+        queue_deployments(session, cert, now, target_ids=added, actor=actor, trigger="mapped")

@@ -104,11 +104,6 @@ class CertificateStore(Store[ManagedCertificate]):
             )
         ).all()
 
-    def open_jobs(self, certificate_id: str) -> Sequence[Job]:
-        return self.session.scalars(
-            select(Job).where(Job.certificate_id == certificate_id, Job.status.in_(OPEN_JOB_STATUSES))
-        ).all()
-
     def iterate(self, stmt: Select[ManagedCertificate]) -> Iterator[Sequence[ManagedCertificate]]:
         """All matching rows, in id order, BATCH_SIZE at a time: bulk operations never stop at a page."""
         last = ""

@@ -237,3 +237,66 @@ def import_certs(
             typer.echo(f"  {failure['file']}: {failure['error']}")
     if failures:
         raise typer.Exit(1)
+
+
+REASON_HELP = (
+    "unspecified, keyCompromise, caCompromise, affiliationChanged, superseded, cessationOfOperation, "
+    "certificateHold or privilegeWithdrawn"
+)
+
+
+@rest_command(app, "revoke")
+def revoke_cert(
+    client: RestClient,
+    output: OutputFormat,
+    cert_id: Annotated[str, typer.Argument(help="ID")],
+    reason: Annotated[str, typer.Option(help=REASON_HELP)] = "unspecified",
+) -> None:
+    """Revoke a certificate (final: it is never renewed or deployed again)."""
+    result = client.json("POST", f"/api/v1/certificates/{cert_id}/revoke", json={"reason": reason})
+    print_json(result) if output is OutputFormat.JSON else typer.echo(f"Certificate {cert_id} revoked ({reason})")
+
+
+@rest_command(app, "bulk-revoke")
+def bulk_revoke_certs(
+    client: RestClient,
+    output: OutputFormat,
+    reason: Annotated[str, typer.Option(help=REASON_HELP)],
+    profile_id: Annotated[str | None, typer.Option("--profile-id")] = None,
+    owner_id: Annotated[str | None, typer.Option("--owner-id")] = None,
+    team_id: Annotated[str | None, typer.Option("--team-id")] = None,
+    issuer_id: Annotated[str | None, typer.Option("--issuer-id")] = None,
+    agent_id: Annotated[str | None, typer.Option("--agent-id", help="certificates on this agent's targets")] = None,
+    cert_ids: Annotated[list[str] | None, typer.Option("--id", help="certificate ID, repeat for several")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Revoke every certificate matching the criteria (admin key; at least one criterion)."""
+    criteria: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "profile_id": profile_id,
+            "owner_id": owner_id,
+            "team_id": team_id,
+            "issuer_id": issuer_id,
+            "agent_id": agent_id,
+            "certificate_ids": cert_ids,
+        }.items()
+        if v
+    }
+    if not criteria:
+        raise CliError("give at least one of --profile-id, --owner-id, --team-id, --issuer-id, --agent-id, --id")
+    if not yes:
+        described = ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in criteria.items())
+        typer.confirm(f"Revoke every certificate matching {described} ({reason})? This cannot be undone", abort=True)
+    result = client.json("POST", "/api/v1/certificates/bulk-revoke", json={"reason": reason, **criteria})
+    if output is OutputFormat.JSON:
+        print_json(result)
+    else:
+        typer.echo(
+            f"Matched: {result['total_matched']}\nRevoked: {result['total_revoked']}\n"
+            f"Skipped: {result['total_skipped']}\nFailed: {result['total_failed']}"
+        )
+        for error in result["errors"]:
+            typer.echo(f"  {error['certificate_id']}: {error['error']}")
+    if result["total_failed"]:
+        raise typer.Exit(1)

@@ -15,6 +15,7 @@ from certctl.agent.main import app as agent_app
 from certctl.cli.agent_groups import app as agent_groups_app
 from certctl.cli.agents import app as agents_app
 from certctl.cli.certs import app as certs_app
+from certctl.cli.issuers import app as issuers_app
 from certctl.cli.jobs import app as jobs_app
 from certctl.cli.notifications import app as notifications_app
 from certctl.config import Settings, load_settings
@@ -33,6 +34,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(certs_app, name="certs")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(issuers_app, name="issuers")
 app.add_typer(agents_app, name="agents")
 app.add_typer(agent_groups_app, name="agent-groups")
 app.add_typer(notifications_app, name="notifications")

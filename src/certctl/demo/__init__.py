@@ -9,7 +9,8 @@ comes from the baseline seed), certificate_profiles 5, issuers 13 (`iss-local`, 
 made it, plus 12 with fake configs and no secrets), agents 12 (8 workload agents and the sentinels
 server-scanner, cloud-aws-sm, cloud-azure-kv, cloud-gcp-sm), agent_groups 6, agent_group_members 3,
 deployment_targets 10, managed_certificates 32, certificate_target_mappings 34, certificate_versions 33
-(real certificates signed by the local CA, keys not kept), jobs 44, audit_events 51.
+(real certificates signed by the local CA, keys not kept), certificate_revocations 1 (mc-compromised, so the
+demo CRL and OCSP report it), jobs 44, audit_events 51.
 
 Demo agent credentials: each workload agent authenticates with the documented, public key
 `demo-agent-key-<agent id>` (its `api_key_hash` is that key's SHA-256 hex), so a demo agent can run
@@ -23,8 +24,8 @@ against the demo server:
 The sentinel agents get no usable key (their hash is `sentinel-no-auth`, which no SHA-256 digest equals):
 they stand for the server itself. Never enable the demo seed on a server holding real data.
 
-Not loaded yet, because their tables do not exist yet (each arrives with its feature): the revocation
-ledger row for mc-compromised (arrives with revocation/CRL), health checks (arrives with health monitoring),
+Not loaded yet, because their tables do not exist yet (each arrives with its feature): health checks
+(arrives with health monitoring),
 discovery scans and discovered certificates (arrives with discovery), network scan targets (arrives
 with the network scanner), approval requests for the two AwaitingApproval jobs (arrives with issuance
 approvals), policy rules and violations (arrives with compliance policies).

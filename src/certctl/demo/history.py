@@ -29,9 +29,10 @@ from certctl.demo.certificates import (
     owning_agent,
     version_plans,
 )
-from certctl.demo.inventory import DAY, TARGET_AGENTS
+from certctl.demo.inventory import DAY, LOCAL_ISSUER_ID, TARGET_AGENTS
 from certctl.jobs.models import Job, JobStatus, JobType, VerificationStatus
 from certctl.jobs.queue import retry_delay
+from certctl.revocation.models import CertificateRevocation
 from certctl.security.roles import ActorType
 
 SECOND = timedelta(seconds=1)
@@ -147,6 +148,33 @@ def jobs(now: datetime, fingerprints: Mapping[str, str]) -> list[Job]:
                 )
             )
     return rows + _open_and_failed_jobs(now)
+
+
+REVOCATION_ID = "rev-demo-compromised"
+
+
+def revocations(now: datetime, versions: Mapping[str, tuple[str, datetime]]) -> list[CertificateRevocation]:
+    """The ledger row of mc-compromised, so the demo CRL lists it and OCSP answers `revoked` for it.
+
+    `versions` maps a stored version id to its (serial, not_after)."""
+    revoked = _plans(now)[("mc-compromised", 1)]
+    if revoked.id not in versions:
+        return []
+    serial, not_after = versions[revoked.id]
+    return [
+        CertificateRevocation(
+            id=REVOCATION_ID,
+            certificate_id="mc-compromised",
+            issuer_id=LOCAL_ISSUER_ID,
+            serial_number=serial,
+            reason=REVOCATION_REASON,
+            revoked_by="bob@example.com",
+            revoked_at=now - REVOKED_DAYS_AGO * DAY,
+            not_after=not_after,
+            short_lived=False,
+            issuer_notified=True,
+        )
+    ]
 
 
 def _open_and_failed_jobs(now: datetime) -> list[Job]:

@@ -103,6 +103,9 @@ def _insert_all(session: Session, now: datetime, versions: list[CertificateVersi
     ).all()
     fingerprints = {version.id: version.fingerprint_sha256 for version in stored}
     serials = {version.id: version.serial_number for version in stored}
+    inserted["certificate_revocations"] = _insert_missing(
+        session, history.revocations(now, {v.id: (v.serial_number, v.not_after) for v in stored})
+    )
     inserted["jobs"] = _insert_missing(session, history.jobs(now, fingerprints))
     inserted["notification_events"] = _insert_missing(session, notifications.events(now))
     inserted["notification_attempts"] = _insert_missing(session, notifications.attempts(now))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from certctl.crl.ca_endpoint import ca_handler
+from certctl.crl.endpoint import crl_handler
 from certctl.distribution.asgi import Handler
+from certctl.ocsp.api import ocsp_handler
 
 if TYPE_CHECKING:
     from certctl.context import AppContext
@@ -13,4 +16,7 @@ if TYPE_CHECKING:
 def distribution_handlers(context: AppContext) -> dict[str, Handler]:
     """`crl` and `ca` (certctl.crl), `ocsp` (certctl.ocsp)."""
     handlers: dict[str, Handler] = {}
+    handlers["ocsp"] = ocsp_handler(context.ocsp)
+    handlers["crl"] = crl_handler(context.crls)
+    handlers["ca"] = ca_handler(context.connectors, context.clock)
     return handlers

@@ -1,4 +1,8 @@
-"""Persistence of local CA material in the database, its private key encrypted at rest."""
+"""Persistence of local CA material in the database, its private key encrypted at rest.
+
+A CA whose key is held in a PKCS#11 token stores its certificate only: `encrypted_key` is empty (no key
+bytes, encrypted or not) and the key is found again through the issuer's `ca_key_pkcs11` reference.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +26,12 @@ class DatabaseCAStore:
             row = session.get(IssuerCAMaterial, issuer_id)
             if row is None:
                 return None
+            if not row.encrypted_key:
+                return CAMaterial(cert_pem=row.cert_pem, key_pem=b"")  # the key is in a token
             return CAMaterial(cert_pem=row.cert_pem, key_pem=self._cipher.decrypt(bytes(row.encrypted_key)))
 
     def save(self, issuer_id: str, material: CAMaterial) -> None:
-        encrypted = self._cipher.encrypt(material.key_pem)
+        encrypted = b"" if material.key_reference else self._cipher.encrypt(material.key_pem)
         try:
             with self._db.begin() as session:
                 if session.get(IssuerCAMaterial, issuer_id) is not None:

@@ -9,11 +9,13 @@ from typing import Any
 from certctl.clock import Clock
 from certctl.db.engine import Database
 from certctl.db.store import Page, PageRequest
-from certctl.errors import AlreadyExists, Conflict, InUse
+from certctl.errors import AlreadyExists, Conflict, InUse, ValidationFailed
 from certctl.ids import new_id
 from certctl.issuers.models import ConfigSource, HierarchyMode, Issuer, IssuerType, TestStatus
 from certctl.issuers.sealing import ConfigSealer
 from certctl.issuers.store import IssuerStore
+from certctl.pki.errors import IssuerConfigError, UnknownIssuerType
+from certctl.pki.registry import validate_issuer_config
 from certctl.security.encryption import ConfigCipher
 
 
@@ -26,6 +28,17 @@ class IssuerSpec:
     hierarchy_mode: HierarchyMode = HierarchyMode.SINGLE
     source: ConfigSource = ConfigSource.DATABASE
     id: str | None = None
+
+
+def check_connector_config(kind: IssuerType, config: Mapping[str, Any]) -> None:
+    """Refuse a config the type's connector cannot use (ValidationFailed, a 400); a type without a
+    connector yet is stored as given."""
+    try:
+        validate_issuer_config(kind, config)
+    except UnknownIssuerType:
+        return
+    except IssuerConfigError as exc:
+        raise ValidationFailed(f"config.{exc.field}: {exc}" if exc.field else f"config: {exc}") from exc
 
 
 class IssuerService:
@@ -47,7 +60,9 @@ class IssuerService:
         taken name. Issuers created with source `database` always start enabled (core.md §2.3)."""
         issuer_id = spec.id or new_id("issuer")
         owner = f"issuer {issuer_id}"
-        sealed = self._sealer.seal(self._sealer.resolve(spec.config, owner))  # slow: before the transaction
+        config = self._sealer.resolve(spec.config, owner)
+        check_connector_config(spec.type, config)
+        sealed = self._sealer.seal(config)  # slow: before the transaction
         now = self._clock.now()
         with self._db.begin() as session:
             store = IssuerStore(session)
@@ -80,7 +95,14 @@ class IssuerService:
         changes = dict(changes)
         replacement = None
         if "config" in changes:
-            replacement = self._sealer.replacement(changes.pop("config"), self.get(issuer_id), f"issuer {issuer_id}")
+            current = self.get(issuer_id)
+            kind = changes.get("type") or current.type
+            replacement = self._sealer.replacement(
+                changes.pop("config"),
+                current,
+                f"issuer {issuer_id}",
+                lambda config: check_connector_config(kind, config),
+            )
         with self._db.begin() as session:
             store = IssuerStore(session)
             issuer = store.get(issuer_id)

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from certctl.agents.models import Agent
@@ -182,6 +182,20 @@ class JobStore(Store[Job]):
             Job.status.in_(list(OPEN_STATUSES)),
         )
         return set(self.session.scalars(stmt))
+
+    def cancel_open(self, match: ColumnElement[bool], now: datetime, reason: str) -> int:
+        """Cancel every open job (Pending, AwaitingCSR, AwaitingApproval, Running) that `match` selects, e.g.
+        `Job.certificate_id.in_(ids)`, in one UPDATE; returns how many. A worker or agent still holding one
+        finds its claim gone. Jobs already loaded in the session are not refreshed."""
+        stmt = (
+            update(Job)
+            .where(match, Job.status.in_(list(OPEN_STATUSES)))
+            .values(
+                status=JobStatus.CANCELLED, completed_at=now, lease_until=None, next_retry_at=None, last_error=reason
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return cast(CursorResult[Any], self.session.execute(stmt)).rowcount
 
     def open_issuance_job(self, certificate_id: str) -> str | None:
         stmt = select(Job.id).where(

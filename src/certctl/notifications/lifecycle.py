@@ -7,6 +7,7 @@ caller's operation: rows are only inserted here, delivery happens later.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -94,18 +95,20 @@ class LifecycleNotifier:
         )
         self._added.extend(outbox.added)
 
-    def revoked(self, session: Session, cert: ManagedCertificate, reason: str) -> None:
-        """Revocation: a Webhook row first when CERTCTL_WEBHOOK_URL is set, then the owner's e-mail."""
+    def revoked(self, session: Session, certs: Sequence[ManagedCertificate], reason: str) -> None:
+        """Revocation of each certificate: a Webhook row first when CERTCTL_WEBHOOK_URL is set, then the
+        owner's e-mail (owners read in one query, however many certificates a bulk revoke hands in)."""
         outbox = NotificationOutbox(session, self._clock)
-        body = messages.revocation_body(cert.common_name, reason)
-        recipient = outbox.recipient_for(cert)
+        recipients = outbox.recipients_for(certs)
         channels = [ChannelName.WEBHOOK, ChannelName.EMAIL] if self._webhook_configured else [ChannelName.EMAIL]
-        for channel in channels:
-            outbox.add(
-                type=NotificationType.REVOCATION.value,
-                channel=channel.value,
-                recipient=recipient,
-                message=body,
-                certificate_id=cert.id,
-            )
+        for cert in certs:
+            body = messages.revocation_body(cert.common_name, reason)
+            for channel in channels:
+                outbox.add(
+                    type=NotificationType.REVOCATION.value,
+                    channel=channel.value,
+                    recipient=recipients[cert.id],
+                    message=body,
+                    certificate_id=cert.id,
+                )
         self._added.extend(outbox.added)

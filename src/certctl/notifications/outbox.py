@@ -8,6 +8,8 @@ never run, the pending processor sends the rows on its next tick.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -57,3 +59,12 @@ class NotificationOutbox:
         """The owner's e-mail address, else the raw owner id (as the original)."""
         email = self._session.scalar(select(Owner.email).where(Owner.id == certificate.owner_id))
         return email or certificate.owner_id
+
+    def recipients_for(self, certificates: Sequence[ManagedCertificate]) -> dict[str, str]:
+        """`recipient_for` of many certificates, keyed by certificate id, with one query."""
+        owner_ids = {certificate.owner_id for certificate in certificates}
+        rows = self._session.execute(select(Owner.id, Owner.email).where(Owner.id.in_(owner_ids)))
+        emails = {owner_id: email for owner_id, email in rows}
+        return {
+            certificate.id: emails.get(certificate.owner_id) or certificate.owner_id for certificate in certificates
+        }

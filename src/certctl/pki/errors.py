@@ -4,7 +4,8 @@ CertctlError
 └── IssuerError
     ├── PermanentIssuerError        the request cannot succeed as it stands; `reason` says why
     │   ├── BadCSR                  unparsable PEM, wrong block type, bad self-signature, bad SAN
-    │   └── ProfileViolation        a certificate profile rule refused the request; `rule` names it
+    │   ├── ProfileViolation        a certificate profile rule refused the request; `rule` names it
+    │   └── NameConstraintViolation a name is outside a name constraint of the issuing chain
     ├── RetryableIssuerError        try again later (CA unreachable, 5xx)
     │   └── RateLimitedIssuerError  try again after `retry_after`
     ├── IssuancePending             an asynchronous CA accepted the order; poll `order_id`
@@ -42,6 +43,14 @@ class ProfileViolation(PermanentIssuerError):
     def __init__(self, profile: str, rule: str, reason: str) -> None:
         super().__init__(reason)
         self.profile, self.rule = profile, rule
+
+
+class NameConstraintViolation(PermanentIssuerError):
+    """A requested name breaks a name constraint of a CA in the issuing chain (RFC 5280 §4.2.1.10)."""
+
+    def __init__(self, reason: str, *, name: str, constraint: str, ca: str) -> None:
+        super().__init__(reason)
+        self.name, self.constraint, self.ca = name, constraint, ca
 
 
 class RetryableIssuerError(IssuerError):

@@ -77,6 +77,21 @@ def leaf_key_usage(key_family: KeyFamily, ekus: Iterable[ExtendedKeyUsageName]) 
     )
 
 
+def signing_key_usage() -> x509.KeyUsage:
+    """digitalSignature alone: certificates that only sign (OCSP responders, the server's TLS certificate)."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def ca_key_usage() -> x509.KeyUsage:
     """keyCertSign and cRLSign, plus digitalSignature so the CA key may sign OCSP responses itself."""
     return x509.KeyUsage(

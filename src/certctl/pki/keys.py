@@ -1,7 +1,8 @@
 """The dangerous layer: the only module that holds private keys, serialises them or signs with them.
 
 Everything else in `certctl.pki` states intent ("issue this leaf") and hands a builder to a
-`SigningKey`. A future PKCS#11 signer driver (stack.md §B.4.6) is another `SigningKey` source here.
+`SigningKey`. Keys held in a PKCS#11 token (`certctl.pki.pkcs11`, stack.md §B.4.6) are `TokenHeldKey`s:
+they sign inside the token and never yield key bytes.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from enum import StrEnum
 from typing import TypeAlias
 
 from cryptography import x509
-from cryptography.x509 import ocsp
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509 import ocsp
 
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -104,6 +105,21 @@ class UnsupportedKey(ValueError):
     """A key of a type or size certctl does not handle (DSA, Ed448, X25519, P-521 CA keys, …)."""
 
 
+class KeyNotExportable(ValueError):
+    """The key lives in a hardware token: it signs there, and its bytes cannot leave it."""
+
+
+class TokenHeldKey:
+    """Mixin for private keys that live in a token (PKCS#11): `SigningKey` never tries to export them."""
+
+    __slots__ = ()
+
+    @property
+    def key_reference(self) -> str:
+        """Where the key lives (a `pkcs11:` reference, never with a PIN)."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
     """A public key classified for profile checks: RSA modulus bits, EC curve bits, Ed25519 = 256."""
@@ -147,7 +163,9 @@ class CAMaterial:
 
     cert_pem: str
     key_pem: bytes = field(repr=False)
-    """PKCS#8 PEM; encrypted when exported with a password."""
+    """PKCS#8 PEM; encrypted when exported with a password. Empty when the key is held in a token."""
+    key_reference: str | None = None
+    """Set instead of `key_pem` for a token-held key: where it lives (no PIN)."""
 
 
 class SigningKey:
@@ -201,6 +219,11 @@ class SigningKey:
     def public_key(self) -> PublicKey:
         return self._key.public_key()
 
+    @property
+    def key_reference(self) -> str | None:
+        """The token reference of a token-held key; None for a key in memory."""
+        return self._key.key_reference if isinstance(self._key, TokenHeldKey) else None
+
     def matches(self, public_key: object) -> bool:
         """Whether `public_key` is this key's public half (compared as SubjectPublicKeyInfo DER)."""
         if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)):
@@ -232,14 +255,24 @@ class SigningKey:
         return builder.sign(self._key, self.signature_hash())
 
     def private_key_pem(self, password: bytes | None = None) -> bytes:
-        """PKCS#8 PEM, encrypted with the best available scheme when a password is given."""
+        """PKCS#8 PEM, encrypted with the best available scheme when a password is given.
+
+        Raises KeyNotExportable for a token-held key.
+        """
+        if isinstance(self._key, TokenHeldKey):
+            raise KeyNotExportable(f"the key at {self._key.key_reference} is held in a token and cannot be exported")
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
         )
         return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
     def export_ca_material(self, cert_pem: str, password: bytes | None = None) -> CAMaterial:
-        """Bundle this key with its CA certificate chain for persistence (encrypted when a password is given)."""
+        """Bundle this key with its CA certificate chain for persistence (encrypted when a password is given).
+
+        A token-held key contributes only its reference: the material then holds no key bytes at all.
+        """
+        if isinstance(self._key, TokenHeldKey):
+            return CAMaterial(cert_pem=cert_pem, key_pem=b"", key_reference=self._key.key_reference)
         return CAMaterial(cert_pem=cert_pem, key_pem=self.private_key_pem(password))
 
 

@@ -15,6 +15,7 @@ from cryptography.x509.oid import NameOID
 from certctl.clock import Clock
 from certctl.issuers.models import IssuerType
 from certctl.pki import extensions as ext
+from certctl.pki import pkcs11
 from certctl.pki.connector import (
     CAMaterialStore,
     Capabilities,
@@ -29,6 +30,7 @@ from certctl.pki.csr import csr_common_names, csr_key_info, csr_subject_alt_name
 from certctl.pki.errors import BadCSR, InvalidCAMaterial, IssuerConfigError, PermanentIssuerError
 from certctl.pki.keys import CAMaterial, KeyAlgorithm, SigningKey, UnsupportedKey
 from certctl.pki.local_ca_config import DEFAULT_CA_COMMON_NAME, LocalCAConfig
+from certctl.pki.name_constraints import check_leaf_names
 from certctl.pki.profile_check import check_profile, effective_max_ttl_seconds
 from certctl.pki.sans import SubjectAltNames, check_unicode_safety, classify_san, is_hostname_like, merge_sans
 from certctl.pki.serials import canonical_serial, random_serial
@@ -84,14 +86,17 @@ class LocalCA:
         config: LocalCAConfig | None = None,
         issuer_id: str = DEFAULT_ISSUER_ID,
         public_url: str | None = None,
+        key: SigningKey | None = None,
     ) -> LocalCA:
         """A new root CA: subject CN only, random serial, notBefore = now, notAfter = now + `validity`.
 
+        `key` signs with an existing key (one held in a token) instead of a fresh `key_algorithm` key.
         Raises InvalidCAMaterial for an algorithm a CA cannot use (Ed25519).
         """
         if not key_algorithm.can_sign_certificates:
             raise InvalidCAMaterial(f"{key_algorithm.value} CA keys are not supported")
-        key = SigningKey.generate(key_algorithm)
+        if key is None:
+            key = SigningKey.generate(key_algorithm)
         now = _to_second(clock.now())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         ski = ext.subject_key_identifier(key.public_key())
@@ -152,6 +157,8 @@ class LocalCA:
         public_url: str | None = None,
     ) -> LocalCA:
         """Load what `export` produced; raises InvalidCAMaterial like `from_pem`."""
+        if not material.key_pem:  # stored by a CA whose key is in a token: only its reference can load it
+            raise InvalidCAMaterial("this CA's key is held in a PKCS#11 token; set ca_key_pkcs11 to its reference")
         return cls.from_pem(
             material.cert_pem,
             material.key_pem,
@@ -181,6 +188,8 @@ class LocalCA:
         Raises IssuerConfigError (bad config, unreadable files) or InvalidCAMaterial.
         """
         parsed = LocalCAConfig.from_mapping(config)
+        if parsed.ca_key_pkcs11:
+            return cls._build_in_token(parsed, parsed.ca_key_pkcs11, deps)
         if parsed.ca_cert_path and parsed.ca_key_path:
             cert_pem = _read_file(parsed.ca_cert_path, "ca_cert_path")
             key_pem = _read_file(parsed.ca_key_path, "ca_key_path")
@@ -202,6 +211,41 @@ class LocalCA:
         )
         if store is not None:
             store.save(deps.issuer_id, ca.export())
+        return ca
+
+    @classmethod
+    def _build_in_token(cls, parsed: LocalCAConfig, reference: str, deps: ConnectorDeps) -> LocalCA:
+        """`ca_key_pkcs11`: the key stays in the token; the certificate comes from `ca_cert_path` (sub-CA)
+        or the store, where a new self-signed root keeps only its certificate (the key is generated in
+        the token on first use). Raises IssuerConfigError (Pkcs11Error) or InvalidCAMaterial."""
+        store: CAMaterialStore | None = deps.ca_store
+        cert_pem: bytes | None = None
+        if parsed.ca_cert_path:
+            cert_pem = _read_file(parsed.ca_cert_path, "ca_cert_path")
+        elif store is not None and (material := store.load(deps.issuer_id)) is not None:
+            cert_pem = material.cert_pem.encode("ascii")
+        if cert_pem is not None:
+            key = pkcs11.load_signing_key(reference)
+            chain = _parse_chain(cert_pem)
+            return cls(
+                key=key,
+                chain=chain,
+                clock=deps.clock,
+                config=parsed,
+                issuer_id=deps.issuer_id,
+                public_url=deps.public_url,
+            )
+        ca = cls.create_self_signed(
+            clock=deps.clock,
+            common_name=parsed.ca_common_name,
+            key_algorithm=parsed.ca_key_algorithm,
+            key=pkcs11.load_or_generate_signing_key(reference, parsed.ca_key_algorithm),
+            config=parsed,
+            issuer_id=deps.issuer_id,
+            public_url=deps.public_url,
+        )
+        if store is not None:
+            store.save(deps.issuer_id, ca.export())  # the certificate and the reference, no key bytes
         return ca
 
     # -- IssuerConnector ------------------------------------------------------------------------------
@@ -250,6 +294,7 @@ class LocalCA:
         csr = load_csr(request.csr_pem)
         key_info = csr_key_info(csr)
         sans = self._leaf_sans(request, csr)
+        check_leaf_names(self._chain, sans.general_names())  # NameConstraintViolation before signing
         profile = request.profile
         ekus = request.ekus or (profile.allowed_ekus if profile and profile.allowed_ekus else ext.DEFAULT_LEAF_EKUS)
         if profile is not None:
@@ -376,6 +421,13 @@ def _check_ca(key: SigningKey, chain: Sequence[x509.Certificate], now: datetime)
         except (ValueError, TypeError, InvalidSignature) as exc:
             child_name, parent_name = child.subject.rfc4514_string(), parent.subject.rfc4514_string()
             raise InvalidCAMaterial(f"chain is broken: {child_name!r} is not issued by {parent_name!r}") from exc
+
+
+def _parse_chain(data: bytes) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise InvalidCAMaterial(f"CA certificate PEM does not parse: {exc}") from exc
 
 
 def _read_file(path: str, field: str) -> bytes:

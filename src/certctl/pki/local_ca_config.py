@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from urllib.parse import quote, urlsplit
 
+from certctl.ids import is_valid_client_id
 from certctl.pki.errors import IssuerConfigError
 from certctl.pki.extensions import DistributionURLs
 from certctl.pki.keys import KeyAlgorithm
+from certctl.pki.pkcs11 import parse_reference
 
 DEFAULT_CA_COMMON_NAME = "CertCtl Local CA"
 DEFAULT_VALIDITY_DAYS = 90
@@ -30,6 +32,10 @@ class LocalCAConfig:
     crl_distribution_point_urls: tuple[str, ...] = ()
     ocsp_url: str | None = None
     ca_issuers_url: str | None = None
+    ca_key_pkcs11: str | None = None
+    """`pkcs11:` reference of a CA key held in a token (certctl.pki.pkcs11); replaces ca_key_path."""
+    issuing_ca_id: str | None = None
+    """Hierarchy mode `tree`: the intermediate CA (`ica-…`) that signs this issuer's leaves."""
 
     def __post_init__(self) -> None:
         if self.validity_days < 1:
@@ -40,17 +46,23 @@ class LocalCAConfig:
             )
         if not self.ca_key_algorithm.can_sign_certificates:
             raise IssuerConfigError(f"{self.ca_key_algorithm.value} CA keys are not supported", "ca_key_algorithm")
-        if bool(self.ca_cert_path) != bool(self.ca_key_path):
+        if self.ca_key_pkcs11 is not None:
+            _check_pkcs11_reference(self.ca_key_pkcs11, key_path=self.ca_key_path)
+        elif bool(self.ca_cert_path) != bool(self.ca_key_path):
             raise IssuerConfigError("set both ca_cert_path and ca_key_path, or neither", field="ca_cert_path")
         for url in self.crl_distribution_point_urls:
             _check_url(url, "crl_distribution_point_urls")
+        if self.issuing_ca_id is not None and not is_valid_client_id(self.issuing_ca_id):
+            raise IssuerConfigError(
+                f"issuing_ca_id {self.issuing_ca_id!r} is not an intermediate CA id (ica-…)", field="issuing_ca_id"
+            )
         for name in ("ocsp_url", "ca_issuers_url"):
             if (url := getattr(self, name)) is not None:
                 _check_url(url, name)
 
     @property
     def sub_ca_mode(self) -> bool:
-        return bool(self.ca_cert_path and self.ca_key_path)
+        return bool(self.ca_cert_path and (self.ca_key_path or self.ca_key_pkcs11))
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, object]) -> LocalCAConfig:
@@ -82,6 +94,8 @@ class LocalCAConfig:
             crl_distribution_point_urls=tuple(str(url) for url in urls),
             ocsp_url=_optional_str(raw, "ocsp_url"),
             ca_issuers_url=_optional_str(raw, "ca_issuers_url"),
+            ca_key_pkcs11=_optional_str(raw, "ca_key_pkcs11"),
+            issuing_ca_id=_optional_str(raw, "issuing_ca_id"),
         )
 
     def distribution_urls(self, issuer_id: str, public_url: str | None) -> DistributionURLs:
@@ -105,10 +119,27 @@ def derived_url(public_url: str, kind: str, issuer_id: str) -> str:
     return f"{public_url.rstrip('/')}/.well-known/pki/{kind}/{quote(issuer_id, safe='')}"
 
 
+def pki_base_url(public_url: str, pki_http_port: int) -> str | None:
+    """The base of derived AIA/CDP URLs: `http://<host of public_url>:<pki_http_port>` when the plain-HTTP
+    distribution point is on (relying parties fetch CRLs, OCSP and CA certificates over plain HTTP, issue
+    6 item 6), else the public URL; None without a public URL (no AIA/CDP, pki.md §A1.7)."""
+    host = urlsplit(public_url).hostname if public_url else None
+    if not public_url or not pki_http_port or host is None:
+        return public_url or None
+    return f"http://{f'[{host}]' if ':' in host else host}:{pki_http_port}"
+
+
 def _check_url(url: str, field: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or not url.isascii() or " " in url:
         raise IssuerConfigError(f"{field}: {url!r} is not an http(s) URL", field=field)
+
+
+def _check_pkcs11_reference(reference: str, *, key_path: str | None) -> None:
+    """The reference parses and its module file exists (no token is opened); raises IssuerConfigError."""
+    if key_path:
+        raise IssuerConfigError("set ca_key_path or ca_key_pkcs11, not both", field="ca_key_pkcs11")
+    parse_reference(reference)  # python-pkcs11 itself is imported only when a token is opened
 
 
 def _optional_str(raw: Mapping[str, object], field: str) -> str | None:

@@ -161,6 +161,13 @@ class StatsStore:
             self.session.execute(insert(sc), added)
         return len(waiting)
 
+    def kept_certificate_count(self, status: CertificateStatus | None = None) -> int:
+        """How many certificates there are (in `status`), from the counts kept on write: no row is counted."""
+        where = [StatusCountRow.table_name == ManagedCertificate.__tablename__]
+        if status is not None:
+            where.append(StatusCountRow.state == status.value)
+        return int(self.session.scalar(select(_sum(*where))) or 0)
+
     def certificate_status_counts(self) -> Sequence[tuple[str, int]]:
         """(status as stored, count) for every stored status value; index-only on the status index."""
         stored = type_coerce(ManagedCertificate.status, String())

@@ -14,6 +14,8 @@ from certctl.errors import AlreadyExists, Conflict, ValidationFailed
 from certctl.ids import new_id
 from certctl.issuers.models import ConfigSource, TestStatus
 from certctl.issuers.sealing import ConfigSealer
+from certctl.jobs.models import Job
+from certctl.jobs.store import JobStore
 from certctl.security.encryption import ConfigCipher
 from certctl.targets.config import validate_target_config
 from certctl.targets.models import DeploymentTarget, TargetType
@@ -118,7 +120,9 @@ class TargetService:
         with self._db.begin() as session:
             store = TargetStore(session)
             target = store.get(target_id)
-            store.cancel_open_jobs(target.id, self._clock.now())
+            JobStore(session).cancel_open(
+                Job.target_id == target.id, self._clock.now(), f"target {target.id} was deleted"
+            )
             store.delete(target)
 
 

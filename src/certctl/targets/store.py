@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select
 
 from certctl.agents.models import Agent
 from certctl.db.store import Store
-from certctl.jobs.models import Job, JobStatus
-from certctl.jobs.queue import OPEN_STATUSES
 from certctl.targets.models import DeploymentTarget, TargetType
 
 
@@ -35,11 +31,3 @@ class TargetStore(Store[DeploymentTarget]):
 
     def agent(self, agent_id: str) -> Agent | None:
         return self.session.get(Agent, agent_id)
-
-    def cancel_open_jobs(self, target_id: str, now: datetime) -> None:
-        self.session.execute(
-            update(Job)
-            .where(Job.target_id == target_id, Job.status.in_(list(OPEN_STATUSES)))
-            .values(status=JobStatus.CANCELLED, completed_at=now, last_error=f"target {target_id} was deleted")
-            .execution_options(synchronize_session=False)
-        )

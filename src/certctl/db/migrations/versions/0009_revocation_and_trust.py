@@ -22,7 +22,9 @@ _ACTIVE_ROOT = "parent_ca_id IS NULL AND state = 'active'"
 
 
 def _issuer_fk(table: str, column: str = "issuer_id", ondelete: str = "CASCADE") -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint([column], ["issuers.id"], name=op.f(f"fk_{table}_{column}_issuers"), ondelete=ondelete)
+    return sa.ForeignKeyConstraint(
+        [column], ["issuers.id"], name=op.f(f"fk_{table}_{column}_issuers"), ondelete=ondelete
+    )
 
 
 def upgrade() -> None:
