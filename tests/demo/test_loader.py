@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import AuthorityInformationAccessOID
 from sqlalchemy import func, select
 
 from certctl.agents.models import Agent, AgentStatus
@@ -376,3 +377,24 @@ def test_dashboard_charts_render_the_demo(demo: AppContext) -> None:
             assert api.get(path).status_code == 200, path
         exported = api.get("/api/v1/certificates/mc-api-prod/export/pem")
     assert exported.status_code == 200, exported.text
+
+
+def test_demo_leaves_point_relying_parties_at_the_distribution_point(
+    context_factory: Callable[..., AppContext], clock: FrozenClock
+) -> None:
+    context = context_factory(clock, server_public_url="https://certctl.example.com", pki_http_port=8080)
+    seed_env_issuers(context)
+    load_demo(context)
+    with context.db.begin() as session:
+        version = session.scalars(
+            select(CertificateVersion).where(CertificateVersion.certificate_id == "mc-compromised")
+        ).one()
+        leaf = x509.load_pem_x509_certificates(version.pem_chain.encode())[0]
+    base = "http://certctl.example.com:8080/.well-known/pki"
+    access = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert {(d.access_method, d.access_location.value) for d in access} == {
+        (AuthorityInformationAccessOID.OCSP, f"{base}/ocsp/iss-local"),
+        (AuthorityInformationAccessOID.CA_ISSUERS, f"{base}/ca/iss-local"),
+    }
+    [point] = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [name.value for name in point.full_name or []] == [f"{base}/crl/iss-local"]

@@ -15,7 +15,6 @@ from certctl.pki import extensions as ext
 from certctl.pki.connector import IssuedCertificate
 from certctl.pki.csr import csr_key_info, csr_subject_alt_names, load_csr
 from certctl.pki.extensions import ExtendedKeyUsageName
-from certctl.pki.keys import SigningKey
 from certctl.pki.local_ca import LocalCA
 from certctl.pki.serials import canonical_serial, random_serial
 
@@ -26,8 +25,9 @@ class DemoSigner:
     """Signs leaves for CSRs with any validity period, as the local CA `ca` would sign them today."""
 
     def __init__(self, ca: LocalCA) -> None:
-        self._key = SigningKey.from_pem(ca.export().key_pem)
+        self._key = ca.signing_key
         self._chain = ca.get_ca_chain()
+        self._urls = ca.distribution_urls
 
     @property
     def ca_certificate(self) -> x509.Certificate:
@@ -59,6 +59,10 @@ class DemoSigner:
         )
         if sans := csr_subject_alt_names(csr):
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        if (aia := ext.authority_information_access(self._urls)) is not None:
+            builder = builder.add_extension(aia, critical=False)
+        if (cdp := ext.crl_distribution_points(self._urls)) is not None:
+            builder = builder.add_extension(cdp, critical=False)
         certificate = self._key.sign_certificate(builder)
         return IssuedCertificate.from_certificate(
             certificate, self._chain, order_id=f"{ORDER_ID_PREFIX}{canonical_serial(serial)}"

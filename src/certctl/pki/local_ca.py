@@ -272,6 +272,11 @@ class LocalCA:
         return self._key.algorithm
 
     @property
+    def distribution_urls(self) -> ext.DistributionURLs:
+        """The AIA and CDP URLs leaves of this CA carry (empty without a public URL or explicit ones)."""
+        return self._urls
+
+    @property
     def signing_key(self) -> SigningKey:
         """The issuing CA's key: CRLs and OCSP responder certificates are signed with it."""
         return self._key
