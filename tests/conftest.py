@@ -189,7 +189,9 @@ def context_factory(settings_factory: Callable[..., Settings]) -> Iterator[Calla
 
     yield build
     for context in built:
-        context.db.dispose()
+        # close(), not only dispose(): background work (a CRL rebuild queued by a revocation, a delivery)
+        # finishes first, so no thread opens a connection in a fresh pool after the test.
+        context.close()
 
 
 @pytest.fixture
