@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 from urllib.parse import quote, unquote
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -292,6 +292,23 @@ class _TokenKeyMixin(TokenHeldKey):
     def _refuse_export(self) -> NoReturn:
         raise KeyNotExportable(f"the key at {self._reference} is held in a token and cannot be exported")
 
+    def private_numbers(self) -> NoReturn:
+        self._refuse_export()
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> NoReturn:
+        self._refuse_export()
+
+    def __copy__(self) -> Self:
+        return self  # one token object: a copy is the same key
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
 
 class Pkcs11ECPrivateKey(_TokenKeyMixin, ec.EllipticCurvePrivateKey):
     """An ECDSA key in a token: signs there (software hash + CKM_ECDSA); cannot be exported or used for ECDH."""
@@ -319,23 +336,6 @@ class Pkcs11ECPrivateKey(_TokenKeyMixin, ec.EllipticCurvePrivateKey):
 
     def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
         raise UnsupportedAlgorithm("a token-held CA key is for signing only")
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        self._refuse_export()
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        self._refuse_export()
-
-    def __copy__(self) -> Pkcs11ECPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Pkcs11ECPrivateKey:
-        return self
 
 
 class Pkcs11RSAPrivateKey(_TokenKeyMixin, rsa.RSAPrivateKey):
@@ -369,23 +369,6 @@ class Pkcs11RSAPrivateKey(_TokenKeyMixin, rsa.RSAPrivateKey):
 
     def decrypt(self, ciphertext: bytes, padding: AsymmetricPadding) -> bytes:
         raise UnsupportedAlgorithm("a token-held CA key is for signing only")
-
-    def private_numbers(self) -> rsa.RSAPrivateNumbers:
-        self._refuse_export()
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        self._refuse_export()
-
-    def __copy__(self) -> Pkcs11RSAPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Pkcs11RSAPrivateKey:
-        return self
 
 
 def _digest(data: Buffer, algorithm: hashes.HashAlgorithm | Prehashed) -> bytes:
