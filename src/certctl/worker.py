@@ -7,12 +7,13 @@ singleton loops run under a lease on one process at a time (core.md §7.3).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from certctl.agents.deployments import queue_deployments
+from certctl.agents.deployments import queue_issued_deployments
 from certctl.certificates.models import ManagedCertificate
 from certctl.certificates.processor import IssuanceProcessor, ProcessSummary, mark_certificate_failed
 from certctl.certificates.renewal import RenewalChecker, RenewalSummary, ShortLivedSweep, expire_short_lived
@@ -30,6 +31,9 @@ from certctl.scheduler.runner import Loop, Scheduler, TickSource
 from certctl.stats.service import StatsService
 
 JOB_PROCESSOR_LOOP = "job-processor"
+# Under a stream of creates the job processor gathers this long before claiming again (IssuanceProcessor):
+# batches grow from a few jobs to dozens, and each certificate costs far less CPU; a lone job never waits.
+ISSUANCE_LINGER = timedelta(milliseconds=50)
 RENEWAL_LOOP = "renewal"
 SHORT_LIVED_LOOP = "short-lived"
 NOTIFICATION_PROCESSOR_LOOP = "notification-processor"
@@ -69,10 +73,10 @@ def build_background(context: AppContext, ticks: TickSource | None = None) -> Ba
         on_terminal_failure=fail_terminally,
     )
 
-    def issued(session: Session, cert: ManagedCertificate, job: Job) -> None:
-        lifecycle.renewed(session, cert, job)
-        # Server keygen: the agents pick up key and certificate of the version the job produced.
-        queue_deployments(session, cert, clock.now(), version_id=job.version_id)
+    def issued(session: Session, done: Sequence[tuple[ManagedCertificate, Job]]) -> None:
+        lifecycle.renewed(session, done)
+        # Server keygen: the agents pick up key and certificate of the version each job produced.
+        queue_issued_deployments(session, [(cert, job.version_id or "") for cert, job in done], clock.now())
 
     processor = IssuanceProcessor(
         context.db,
@@ -81,6 +85,7 @@ def build_background(context: AppContext, ticks: TickSource | None = None) -> Ba
         connectors,
         queue,
         batch=settings.renewal_concurrency,
+        linger=ISSUANCE_LINGER,
         on_issued=issued,
     )
     checker = RenewalChecker(context.db, clock, settings.keygen_mode, connectors.has_connector, on_expiry_check=alerter)

@@ -8,7 +8,6 @@ signing leaves the job AwaitingCSR and the agent simply submits again on its nex
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +19,7 @@ from certctl.agents.service import agent_actor
 from certctl.agents.store import AgentStore
 from certctl.agents.work import mapped_to_agent
 from certctl.audit.service import AuditRecorder
-from certctl.certificates.models import CertificateStatus, ManagedCertificate
+from certctl.certificates.models import CertificateStatus
 from certctl.certificates.processor import profile_rules
 from certctl.certificates.store import CertificateStore
 from certctl.certificates.versions import version_from_issued
@@ -63,10 +62,6 @@ class _Pending:
     common_name: str
     sans: tuple[str, ...]
     rules: ProfileRules | None
-
-
-# Called in the storing transaction for each version an agent's CSR produced (the worker's on_issued).
-IssuedHook = Callable[[Session, ManagedCertificate, Job], None]
 
 
 class CsrSigner:
@@ -145,7 +140,7 @@ class CsrSigner:
                 cert.status = CertificateStatus.ACTIVE
             cert.expires_at, cert.last_renewal_at, cert.updated_at = issued.not_after, now, now
             session.flush()
-            notifier.renewed(session, cert, job)
+            notifier.renewed(session, [(cert, job)])
             queue_deployments(session, cert, now, version_id=version.id, trigger="csr_signed")
             audit = AuditRecorder(session, self._clock)
             details = {"job_id": job.id, "version_id": version.id, "serial": issued.serial}

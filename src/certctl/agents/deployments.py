@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -24,15 +24,16 @@ DEFAULT_DEPLOY_ATTEMPTS = 3
 
 
 def deployable_targets(
-    session: Session, certificate_id: str, only: Collection[str] | None = None
-) -> list[DeploymentTarget]:
-    """The certificate's mapped targets that can take a deployment: enabled, not retired, agent not retired."""
+    session: Session, certificate_ids: Collection[str], only: Collection[str] | None = None
+) -> dict[str, list[DeploymentTarget]]:
+    """Each certificate's mapped targets that can take a deployment (enabled, not retired, agent not
+    retired), in one query; certificates without any are left out."""
     stmt = (
-        select(DeploymentTarget)
+        select(CertificateTargetMapping.certificate_id, DeploymentTarget)
         .join(CertificateTargetMapping, CertificateTargetMapping.target_id == DeploymentTarget.id)
         .join(Agent, Agent.id == DeploymentTarget.agent_id)
         .where(
-            CertificateTargetMapping.certificate_id == certificate_id,
+            CertificateTargetMapping.certificate_id.in_(list(certificate_ids)),
             DeploymentTarget.enabled.is_(True),
             DeploymentTarget.retired_at.is_(None),
             Agent.retired_at.is_(None),
@@ -41,7 +42,10 @@ def deployable_targets(
     )
     if only is not None:
         stmt = stmt.where(DeploymentTarget.id.in_(list(only)))
-    return list(session.scalars(stmt))
+    found: dict[str, list[DeploymentTarget]] = {}
+    for certificate_id, target in session.execute(stmt):
+        found.setdefault(certificate_id, []).append(target)
+    return found
 
 
 def queue_deployments(
@@ -64,7 +68,29 @@ def queue_deployments(
         if trigger == "manual":
             raise Conflict(f"certificate {cert.id} is {cert.status.value}; it can no longer be deployed")
         return []
-    targets = deployable_targets(session, cert.id, target_ids)
+    targets = deployable_targets(session, [cert.id], target_ids).get(cert.id, [])
+    return _queue(session, cert, targets, now, version_id=version_id, actor=actor, trigger=trigger)
+
+
+def queue_issued_deployments(session: Session, issued: Sequence[tuple[ManagedCertificate, str]], now: datetime) -> None:
+    """`queue_deployments` for a batch of (certificate, version ID) just issued, with one query for the
+    targets of them all: most issued certificates have none, and then that query is all it costs."""
+    targets = deployable_targets(session, [cert.id for cert, _ in issued])
+    for cert, version_id in issued:
+        if cert.id in targets and cert.status not in (CertificateStatus.REVOKED, CertificateStatus.ARCHIVED):
+            _queue(session, cert, targets[cert.id], now, version_id=version_id, actor=SYSTEM_ACTOR, trigger="issued")
+
+
+def _queue(
+    session: Session,
+    cert: ManagedCertificate,
+    targets: list[DeploymentTarget],
+    now: datetime,
+    *,
+    version_id: str | None,
+    actor: Actor,
+    trigger: str,
+) -> list[Job]:
     if not targets:
         return []  # the common case for an unmapped certificate: one query, nothing else
     if version_id is None:

@@ -35,18 +35,31 @@ class AuditRecorder:
         resource_id: str,
         details: dict[str, Any] | None = None,
     ) -> AuditEvent:
-        event = AuditEvent(
-            id=new_id("audit"),
-            actor=actor.name,
-            actor_type=actor.actor_type,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            details=redact(details or {}),
-            timestamp=self._clock.now(),
-        )
+        event = AuditEvent(**audit_row(actor, action, resource_type, resource_id, details, self._clock.now()))
         self._store.session.add(event)
         return event
+
+
+def audit_row(
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: str,
+    details: dict[str, Any] | None,
+    timestamp: datetime,
+) -> dict[str, Any]:
+    """One audit_events row, details redacted: for AuditRecorder and for writers that insert rows in bulk."""
+    return {
+        "id": new_id("audit"),
+        "actor": actor.name,
+        "actor_type": actor.actor_type,
+        "action": action,
+        "resource_type": resource_type,
+        # The column holds 2048 characters; an absurdly long path is kept whole in details.
+        "resource_id": resource_id[:RESOURCE_ID_LENGTH],
+        "details": redact(details or {}),
+        "timestamp": timestamp,
+    }
 
 
 AUDIT_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
@@ -61,19 +74,7 @@ class AuditService:
         """The middleware's row for one HTTP call (resource_type `api`, resource_id = the path); returns once
         it is committed. Rows of concurrent calls share a transaction (audit/batching.py), so this costs a
         fraction of a transaction under load. Raises what the insert raised, after a retry on its own."""
-        await self._api_calls.write(
-            {
-                "id": new_id("audit"),
-                "actor": actor.name,
-                "actor_type": actor.actor_type,
-                "action": action,
-                "resource_type": "api",
-                # The column holds 2048 characters; an absurdly long path is kept whole in details.
-                "resource_id": path[:RESOURCE_ID_LENGTH],
-                "details": redact(details),
-                "timestamp": self._clock.now(),
-            }
-        )
+        await self._api_calls.write(audit_row(actor, action, "api", path, details, self._clock.now()))
 
     def _insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         self._db.insert_committed(AUDIT_EVENTS, rows)

@@ -58,12 +58,7 @@ def start_issuance(
     profile = session.get(CertificateProfile, cert.certificate_profile_id) if cert.certificate_profile_id else None
     # An expiry comes only from a stored version (issued or imported): no query needed then.
     never_issued = brand_new or (cert.expires_at is None and store.latest_version(cert.id) is None)
-    if profile is not None and profile.requires_approval:
-        status = JobStatus.AWAITING_APPROVAL
-    elif keygen_mode is KeygenMode.AGENT:
-        status = JobStatus.AWAITING_CSR
-    else:
-        status = JobStatus.PENDING
+    status = first_job_status(profile is not None and profile.requires_approval, keygen_mode)
     job = Job(
         id=new_id("job"),
         type=JobType.ISSUANCE if never_issued else JobType.RENEWAL,
@@ -71,7 +66,7 @@ def start_issuance(
         agent_id=_owning_agent(session, cert.id) if keygen_mode is KeygenMode.AGENT else None,
         status=status,
         attempts=0,
-        max_attempts=(policy.max_retries + 1) if policy is not None else 3,
+        max_attempts=max_attempts_for(policy.max_retries if policy is not None else None),
         scheduled_at=now,
         created_at=now,
     )
@@ -82,13 +77,27 @@ def start_issuance(
     if flush:
         store.flush()
     AuditRecorder(session, clock).record(
-        actor,
-        "renewal_job_created",
-        "certificate",
-        cert.id,
-        {"job_id": job.id, "job_type": job.type.value, "job_status": status.value, "renewal_trigger": trigger},
+        actor, "renewal_job_created", "certificate", cert.id, job_created_details(job.id, job.type, status, trigger)
     )
     return job
+
+
+def first_job_status(requires_approval: bool, keygen_mode: KeygenMode) -> JobStatus:
+    """Where an Issuance or Renewal job starts: waiting for approval (the profile asks for it), for the
+    agent's CSR (agent key generation), or ready for the server."""
+    if requires_approval:
+        return JobStatus.AWAITING_APPROVAL
+    return JobStatus.AWAITING_CSR if keygen_mode is KeygenMode.AGENT else JobStatus.PENDING
+
+
+def max_attempts_for(max_retries: int | None) -> int:
+    """Attempts an issuance job gets: the renewal policy's retries plus the first (3 without a policy)."""
+    return max_retries + 1 if max_retries is not None else 3
+
+
+def job_created_details(job_id: str, job_type: JobType, status: JobStatus, trigger: str) -> dict[str, str]:
+    """The details of the `renewal_job_created` audit row."""
+    return {"job_id": job_id, "job_type": job_type.value, "job_status": status.value, "renewal_trigger": trigger}
 
 
 def _owning_agent(session: Session, certificate_id: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -90,9 +90,9 @@ class _Signed:
     encrypted_key: bytes
 
 
-# Called in the storing transaction for every certificate a job has just issued (notifications hook in here,
-# so their rows commit with the new version).
-IssuedHook = Callable[[Session, ManagedCertificate, Job], None]
+# Called once per storing transaction with every (certificate, job) it has just issued (notifications and
+# deployments hook in here, so their rows commit with the new versions).
+IssuedHook = Callable[[Session, Sequence[tuple[ManagedCertificate, Job]]], None]
 
 
 class IssuanceProcessor:
@@ -107,13 +107,14 @@ class IssuanceProcessor:
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=2),
         batch: int = 25,
+        linger: timedelta = timedelta(0),
         on_issued: IssuedHook | None = None,
     ) -> None:
         self._db, self._clock, self._cipher = db, clock, cipher
         self._on_issued = on_issued
         self._connectors, self._queue = connectors, queue
         self.worker_id = worker_id or default_worker_id()
-        self._lease, self._batch = lease, batch
+        self._lease, self._batch, self._linger = lease, batch, linger
         self._batch_connectors: dict[str, IssuerConnector] = {}
         # Revocation jobs: the issuer hears of a revoked serial (revocation/jobs.py).
         self._revocations = RevocationJobs(
@@ -124,12 +125,17 @@ class IssuanceProcessor:
         """Claim and process due server jobs in batches until none are left or the deadline passes.
 
         Per batch: one transaction reads every job's certificate, signing happens outside any
-        transaction, one transaction stores every result (each still checked against its lease)."""
+        transaction, one transaction stores every result (each still checked against its lease).
+
+        After a batch smaller than the limit the queue is drained and new jobs arrive one by one: the run
+        waits `linger` before claiming again, so they are signed and stored as one batch (three
+        transactions) rather than a few at a time. A lone job is not delayed; an empty claim ends the run."""
+        deadline = deadline or Deadline.never()
         summary = ProcessSummary()
         revocations = self._revocations.run(deadline)
         summary.claimed, summary.completed = revocations.claimed, revocations.completed
         summary.failed = revocations.failed
-        while deadline is None or not deadline.expired:
+        while not deadline.expired:
             jobs = self._queue.claim(self.worker_id, self._clock.now(), self._lease, self._batch, types=ISSUANCE_TYPES)
             if not jobs:
                 break
@@ -147,6 +153,8 @@ class IssuanceProcessor:
             stored = self._store(signed)
             summary.completed += stored
             summary.failed += len(signed) - stored
+            if len(jobs) < self._batch and self._linger and deadline.pause(self._linger.total_seconds()):
+                break
         return summary
 
     def _sign(self, work: _Work) -> _Signed | None:
@@ -180,19 +188,17 @@ class IssuanceProcessor:
         """Store the versions and complete the jobs still leased to this worker; returns how many."""
         if not results:
             return 0
-        stored = 0
+        issued_now: list[tuple[ManagedCertificate, Job]] = []
         with self._db.begin() as session:
             audit = AuditRecorder(session, self._clock)
             now = self._clock.now()
-            locked = _lock_jobs(session, [r.work.job_id for r in results])
-            certs = _certificates_of(session, locked.values())
+            locked = _jobs_with_certificates(session, [r.work.job_id for r in results], lock=True)
             for result in results:
-                job = locked.get(result.work.job_id)
+                job, cert = locked.get(result.work.job_id, (None, None))
                 if job is None or not holds_lease(job, self.worker_id, result.work.attempt):
                     log.warning("issuance.lease_lost", extra={"job_id": result.work.job_id, "worker": self.worker_id})
                     continue
                 issued = result.issued
-                cert = certs.get(job.certificate_id or "")
                 if cert is None:
                     continue
                 version = version_from_issued(
@@ -209,9 +215,6 @@ class IssuanceProcessor:
                 if cert.status not in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
                     cert.status = CertificateStatus.ACTIVE
                 cert.expires_at, cert.last_renewal_at, cert.updated_at = issued.not_after, now, now
-                if self._on_issued is not None:
-                    with session.no_autoflush:  # its reads need none of this batch's rows: flush once, at commit
-                        self._on_issued(session, cert, job)
                 audit.record(
                     SYSTEM_ACTOR,
                     "renewal_job_completed",
@@ -224,21 +227,22 @@ class IssuanceProcessor:
                         "not_after": issued.not_after.isoformat(),
                     },
                 )
-                stored += 1
-        return stored
+                issued_now.append((cert, job))
+            if self._on_issued is not None and issued_now:
+                self._on_issued(session, issued_now)
+        return len(issued_now)
 
     def _load(self, claimed: list[tuple[str, int]]) -> list[_Work | _Failure]:
-        """What each claimed job must issue, read in one transaction; profiles are read once each."""
+        """What each claimed job must issue: jobs and certificates in one query (nothing locked: `_store`
+        checks the lease again under lock), profiles read once each."""
         loaded: list[_Work | _Failure] = []
-        with self._db.begin() as session:
+        with self._db.read() as session:
             rules: dict[str, ProfileRules | None] = {}
-            locked = _lock_jobs(session, [job_id for job_id, _ in claimed])
-            certs = _certificates_of(session, locked.values())
+            found = _jobs_with_certificates(session, [job_id for job_id, _ in claimed], lock=False)
             for job_id, attempt in claimed:
-                job = locked.get(job_id)
+                job, cert = found.get(job_id, (None, None))
                 if job is None or not holds_lease(job, self.worker_id, attempt):
                     continue
-                cert = certs.get(job.certificate_id or "")
                 if cert is None or cert.status in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
                     loaded.append(
                         _Failure(job_id, attempt, f"certificate {job.certificate_id} can no longer be issued")
@@ -272,20 +276,21 @@ class IssuanceProcessor:
         self._queue.fail(job_id, self.worker_id, error, now, attempt=attempt)
 
 
-def _lock_jobs(session: Session, job_ids: list[str]) -> dict[str, Job]:
-    """The jobs, locked for the rest of the transaction (FOR UPDATE on PostgreSQL; SQLite's
-    BEGIN IMMEDIATE already holds the database's write lock)."""
-    rows = session.scalars(select(Job).where(Job.id.in_(job_ids)).order_by(Job.id).with_for_update())
-    return {job.id: job for job in rows}
-
-
-def _certificates_of(session: Session, jobs: Iterable[Job]) -> dict[str, ManagedCertificate]:
-    """The jobs' certificates in one query: per-job `session.get` calls would each flush what the batch
-    has added so far (a SELECT and a flush per certificate)."""
-    ids = {job.certificate_id for job in jobs if job.certificate_id}
-    if not ids:
-        return {}
-    return {cert.id: cert for cert in session.scalars(select(ManagedCertificate).where(ManagedCertificate.id.in_(ids)))}
+def _jobs_with_certificates(
+    session: Session, job_ids: list[str], *, lock: bool
+) -> dict[str, tuple[Job, ManagedCertificate | None]]:
+    """The jobs with their certificates, in one query; with `lock` the job rows stay locked for the rest of
+    the transaction (FOR UPDATE OF jobs on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
+    database's write lock)."""
+    stmt = (
+        select(Job, ManagedCertificate)
+        .outerjoin(ManagedCertificate, ManagedCertificate.id == Job.certificate_id)
+        .where(Job.id.in_(job_ids))
+        .order_by(Job.id)
+    )
+    if lock:
+        stmt = stmt.with_for_update(of=Job)
+    return {job.id: (job, cert) for job, cert in session.execute(stmt)}
 
 
 def profile_rules(session: Session, cert: ManagedCertificate) -> ProfileRules | None:

@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certctl.agents.deployments import queue_deployments
-from certctl.audit.service import AuditRecorder
+from certctl.audit.service import AuditRecorder, audit_row
 from certctl.certificates import listing
-from certctl.certificates.creation import BatchReferences, check_new_certificate
+from certctl.certificates.creation import BatchReferences, NewRows, check_new_certificate
 from certctl.certificates.export import PemExport, pkcs12_bundle, split_pem
 from certctl.certificates.group_commit import GroupCommit
 from certctl.certificates.imports import parse_certificate_pem
-from certctl.certificates.issuance import start_issuance
+from certctl.certificates.issuance import first_job_status, job_created_details, max_attempts_for, start_issuance
 from certctl.certificates.listing import CertificateFilter, Position, Sort
 from certctl.certificates.models import CertificateStatus, CertificateVersion, ManagedCertificate
 from certctl.certificates.names import check_common_name, check_san
@@ -32,7 +32,7 @@ from certctl.db.store import Page, PageRequest
 from certctl.errors import AlreadyExists, CertctlError, Conflict, NotFound, ValidationFailed
 from certctl.ids import new_id
 from certctl.issuers.models import Issuer
-from certctl.jobs.models import Job
+from certctl.jobs.models import Job, JobStatus, JobType
 from certctl.jobs.store import JobStore
 from certctl.org.models import Owner, Team
 from certctl.policies.models import RenewalPolicy
@@ -148,7 +148,7 @@ class CertificateService:
         table gets one multi-row INSERT. If that transaction fails (a concurrent writer took a name, a
         referenced row was deleted), they are made again one at a time, so each gets the answer it would
         have had alone."""
-        if len(requests) > 1 and all(_batchable(spec) for spec, _ in requests):
+        if requests and all(_batchable(spec) for spec, _ in requests):
             try:
                 return self._create_together(requests)
             except Exception as exc:
@@ -174,10 +174,12 @@ class CertificateService:
             return CertificateView(cert, targets)
 
     def _create_together(self, requests: Sequence[tuple[CertificateSpec, Actor]]) -> list[CertificateView | Exception]:
+        """Creates without targets or a PEM: one query checks them all, one INSERT per table writes them."""
         now = self._clock.now()
         with self._db.begin() as session:
             ids = [spec.id or new_id("mc") for spec, _ in requests]
             references = BatchReferences.load(session, [spec for spec, _ in requests], ids)
+            rows = NewRows()
             outcomes: list[CertificateView | Exception] = []
             for (spec, actor), cert_id in zip(requests, ids, strict=True):
                 try:
@@ -188,10 +190,76 @@ class CertificateService:
                     outcomes.append(exc)
                     continue
                 references.claim(spec, cert_id)
-                cert = self._add_new(session, spec, cert_id, common_name, sans, [], now, actor)
+                cert = self._new_rows(rows, references, spec, cert_id, common_name, sans, now, actor)
                 outcomes.append(CertificateView(cert, []))
-            CertificateStore(session).flush()  # one multi-row INSERT per table
+            rows.write(session)
             return outcomes
+
+    def _new_rows(
+        self,
+        rows: NewRows,
+        references: BatchReferences,
+        spec: CertificateSpec,
+        cert_id: str,
+        common_name: str,
+        sans: list[str],
+        now: datetime,
+        actor: Actor,
+    ) -> ManagedCertificate:
+        """Adds the rows `_add_new` would for a create without targets or PEM; returns the certificate
+        (not in any session) for the answer."""
+        status = spec.status or CertificateStatus.PENDING
+        job_status = None
+        if spec.status in (None, CertificateStatus.PENDING):  # issuance starts (start_issuance, brand new)
+            requires_approval = references.requires_approval.get(spec.certificate_profile_id or "", False)
+            job_status = first_job_status(requires_approval, self._keygen_mode)
+            if job_status is not JobStatus.AWAITING_APPROVAL:
+                status = CertificateStatus.RENEWAL_IN_PROGRESS
+        certificate = {
+            "id": cert_id,
+            "name": spec.name,
+            "common_name": common_name,
+            "sans": sans,
+            "environment": spec.environment,
+            "owner_id": spec.owner_id,
+            "team_id": spec.team_id,
+            "issuer_id": spec.issuer_id,
+            "renewal_policy_id": spec.renewal_policy_id,
+            "certificate_profile_id": spec.certificate_profile_id,
+            "status": status,
+            "tags": dict(spec.tags),
+            "source": "API",
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": None,
+            "last_renewal_at": None,
+            "last_deployment_at": None,
+            "revoked_at": None,
+            "revocation_reason": None,
+        }
+        rows.certificates.append(certificate)
+        created = {"common_name": common_name, "issuer_id": spec.issuer_id, "target_ids": []}
+        rows.audit.append(audit_row(actor, "certificate_created", "certificate", cert_id, created, self._clock.now()))
+        if job_status is not None:
+            job_id = new_id("job")
+            rows.jobs.append(
+                {
+                    "id": job_id,
+                    "type": JobType.ISSUANCE,
+                    "certificate_id": cert_id,
+                    "agent_id": None,  # no targets, so no agent to make the key
+                    "status": job_status,
+                    "attempts": 0,
+                    "max_attempts": max_attempts_for(references.max_retries[spec.renewal_policy_id]),
+                    "scheduled_at": now,
+                    "created_at": now,
+                }
+            )
+            details = job_created_details(job_id, JobType.ISSUANCE, job_status, "created")
+            rows.audit.append(
+                audit_row(actor, "renewal_job_created", "certificate", cert_id, details, self._clock.now())
+            )
+        return ManagedCertificate(**certificate)
 
     def _add_new(
         self,

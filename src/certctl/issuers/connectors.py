@@ -37,6 +37,10 @@ class ConnectorRegistry:
             if not issuer.enabled:
                 raise ValidationFailed(f"issuer {issuer_id} is disabled")
             stamp, kind, mode = issuer.updated_at, issuer.type, issuer.hierarchy_mode
+            with self._lock:
+                cached = self._cache.get(issuer_id)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]  # unchanged since built: no need to decrypt its config again
             config = self._sealer.unseal(issuer.encrypted_config, issuer.config, f"issuer {issuer_id}")
         with self._lock:
             cached = self._cache.get(issuer_id)

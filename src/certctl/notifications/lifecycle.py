@@ -32,30 +32,36 @@ class LifecycleNotifier:
         added, self._added = self._added, []
         return added
 
-    def renewed(self, session: Session, cert: ManagedCertificate, job: Job) -> None:
-        """RenewalSuccess by e-mail to the owner; PagerDuty incidents opened by expiry alerts are resolved."""
-        if job.type is not JobType.RENEWAL:
+    def renewed(self, session: Session, done: Sequence[tuple[ManagedCertificate, Job]]) -> None:
+        """RenewalSuccess by e-mail to the owner; PagerDuty incidents opened by expiry alerts are resolved.
+        For a batch of (certificate, job) issued in one transaction: two queries whatever its size."""
+        renewed = [(cert, job) for cert, job in done if job.type is JobType.RENEWAL]
+        if not renewed:
             return
         outbox = NotificationOutbox(session, self._clock)
-        recipient = outbox.recipient_for(cert)
-        body = messages.renewal_success_body(cert.common_name, cert.expires_at)
-        outbox.add(
-            type=NotificationType.RENEWAL_SUCCESS.value,
-            channel=ChannelName.EMAIL.value,
-            recipient=recipient,
-            message=body,
-            certificate_id=cert.id,
+        recipients = outbox.recipients_for([cert for cert, _ in renewed])
+        resolvable = NotificationStore(session).delivered_alert_thresholds(
+            [cert.id for cert, _ in renewed], ChannelName.PAGERDUTY.value
         )
-        for threshold in NotificationStore(session).delivered_alert_thresholds(cert.id, ChannelName.PAGERDUTY.value):
+        for cert, _ in renewed:
+            body = messages.renewal_success_body(cert.common_name, cert.expires_at)
             outbox.add(
                 type=NotificationType.RENEWAL_SUCCESS.value,
-                channel=ChannelName.PAGERDUTY.value,
-                recipient=recipient,
+                channel=ChannelName.EMAIL.value,
+                recipient=recipients[cert.id],
                 message=body,
                 certificate_id=cert.id,
-                threshold_days=threshold,
-                action=EventAction.RESOLVE,
             )
+            for threshold in resolvable.get(cert.id, []):
+                outbox.add(
+                    type=NotificationType.RENEWAL_SUCCESS.value,
+                    channel=ChannelName.PAGERDUTY.value,
+                    recipient=recipients[cert.id],
+                    message=body,
+                    certificate_id=cert.id,
+                    threshold_days=threshold,
+                    action=EventAction.RESOLVE,
+                )
         self._added.extend(outbox.added)
 
     def renewal_failed(self, session: Session, job: Job, now: datetime) -> None:

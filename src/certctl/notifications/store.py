@@ -299,13 +299,14 @@ class NotificationStore(Store[NotificationEvent]):
             stmt = stmt.where(event.created_at >= since)
         return self.any(stmt)
 
-    def delivered_alert_thresholds(self, certificate_id: str, channel: str) -> list[int]:
-        """Thresholds whose expiry alert reached `channel` for this certificate (PagerDuty resolves them)."""
+    def delivered_alert_thresholds(self, certificate_ids: Sequence[str], channel: str) -> dict[str, list[int]]:
+        """Per certificate, the thresholds whose expiry alert reached `channel` (PagerDuty resolves them);
+        certificates without any are left out."""
         event = NotificationEvent
         stmt = (
-            select(event.threshold_days)
+            select(event.certificate_id, event.threshold_days)
             .where(
-                event.certificate_id == certificate_id,
+                event.certificate_id.in_(list(certificate_ids)),
                 event.type == NotificationType.EXPIRATION_WARNING.value,
                 event.channel == channel,
                 event.threshold_days.is_not(None),
@@ -313,8 +314,13 @@ class NotificationStore(Store[NotificationEvent]):
                 event.event_action == "trigger",
             )
             .distinct()
+            .order_by(event.certificate_id, event.threshold_days)
         )
-        return sorted(int(days) for days in self.session.scalars(stmt) if days is not None)
+        found: dict[str, list[int]] = {}
+        for certificate_id, days in self.session.execute(stmt):
+            if certificate_id is not None and days is not None:
+                found.setdefault(certificate_id, []).append(int(days))
+        return found
 
 
 def _unclaimed(now: datetime) -> ColumnElement[bool]:

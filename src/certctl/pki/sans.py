@@ -43,6 +43,8 @@ def check_unicode_safety(text: str, *, what: str) -> None:
 
     Raises ValueError naming `what` and the offending character.
     """
+    if text.isascii() and text.isprintable():
+        return  # printable ASCII has no invisible character, and its letters are all Latin
     for char in text:
         category = unicodedata.category(char)
         # Cc: C0/C1 controls; Cf: format (bidi embeddings/overrides/isolates, LRM/RLM, zero-width,
