@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from certctl import __version__
 from certctl.agents.access import refusal
@@ -76,6 +78,46 @@ def _routers() -> list[APIRouter]:
     ]
 
 
+def _add_routes(
+    app: FastAPI, router: APIRouter, prefix: str = "", responses: dict[int | str, dict[str, Any]] | None = None
+) -> None:
+    """The router's routes, added to the app's own router under `prefix` (what `include_router` did before
+    FastAPI 0.137). `include_router` now keeps each router as one node and, on every request, walks the
+    routes of every node it tries to see whether they changed: 0.1-0.5 ms per request with these routers.
+    Ours never change after start. A route already carries its router's prefix, tags, dependencies and
+    responses."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            raise TypeError(f"only API routes are added flat, not {route!r}")
+        app.router.add_api_route(
+            prefix + route.path,
+            route.endpoint,
+            response_model=route.response_model,
+            status_code=route.status_code,
+            tags=list(route.tags),
+            dependencies=list(route.dependencies),
+            summary=route.summary,
+            description=route.description,
+            response_description=route.response_description,
+            responses={**(responses or {}), **route.responses},
+            deprecated=route.deprecated,
+            methods=route.methods,
+            operation_id=route.operation_id,
+            response_model_include=route.response_model_include,
+            response_model_exclude=route.response_model_exclude,
+            response_model_by_alias=route.response_model_by_alias,
+            response_model_exclude_unset=route.response_model_exclude_unset,
+            response_model_exclude_defaults=route.response_model_exclude_defaults,
+            response_model_exclude_none=route.response_model_exclude_none,
+            include_in_schema=route.include_in_schema,
+            response_class=route.response_class,
+            name=route.name,
+            callbacks=route.callbacks,
+            openapi_extra=route.openapi_extra,
+            generate_unique_id_function=route.generate_unique_id_function,
+        )
+
+
 def create_app(context: AppContext, background: Background | None = None) -> FastAPI:
     """Build the ASGI app. The context is already prepared (migrated, seeded): no I/O happens here.
 
@@ -106,10 +148,10 @@ def create_app(context: AppContext, background: Background | None = None) -> Fas
     app.state.context = context
     app.state.background = background
     install_error_handlers(app)
-    app.include_router(system)
-    app.include_router(stats)
+    _add_routes(app, system)
+    _add_routes(app, stats)
     for router in _routers():
-        app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
+        _add_routes(app, router, prefix="/api/v1", responses=ERROR_RESPONSES)
 
     settings = context.settings
     # Added innermost first: the request meets them in the reverse order (see api/middleware.py).
