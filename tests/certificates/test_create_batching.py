@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,7 +10,6 @@ from sqlalchemy import func, select
 
 from certctl.audit.models import AuditEvent
 from certctl.certificates.creation import BatchReferences
-from certctl.certificates.group_commit import GroupCommit
 from certctl.certificates.models import CertificateStatus, ManagedCertificate
 from certctl.certificates.service import CertificateService, CertificateSpec, CertificateView
 from certctl.clock import FrozenClock
@@ -127,92 +125,21 @@ def test_a_batch_that_fails_to_write_is_made_again_one_create_at_a_time(
 
 def test_concurrent_creates_each_get_their_own_answer(service: Any) -> None:
     certificates, context = service
-    results: dict[str, CertificateView | Exception] = {}
-
-    def create(name: str) -> None:
-        try:
-            results[name] = certificates.create(spec(name.removesuffix("-again")), SYSTEM_ACTOR)
-        except Exception as exc:
-            results[name] = exc
-
     names = [f"host-{i}" for i in range(12)] + ["host-0-again"]
-    threads = [threading.Thread(target=create, args=(name,)) for name in names]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    failures = [name for name, outcome in results.items() if isinstance(outcome, Exception)]
-    assert len(failures) == 1
-    assert isinstance(results[failures[0]], AlreadyExists)
+
+    async def create_all() -> list[CertificateView | BaseException]:
+        creates = (certificates.create_together(spec(name.removesuffix("-again")), SYSTEM_ACTOR) for name in names)
+        return await asyncio.gather(*creates, return_exceptions=True)
+
+    results = dict(zip(names, asyncio.run(create_all()), strict=True))
+    failures = [name for name, outcome in results.items() if isinstance(outcome, BaseException)]
+    assert failures == ["host-0-again"]
+    assert isinstance(results["host-0-again"], AlreadyExists)
     for outcome in results.values():
         if isinstance(outcome, CertificateView):
             jobs, actions = rows_of(context, outcome.certificate.id)
             assert len(jobs) == 1
             assert actions == ["certificate_created", "renewal_job_created"]
-
-
-class _HeldWrites:
-    """A write_batch that holds its first batch until released, and records every batch it wrote."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[int]] = []
-        self.release = threading.Event()
-
-    def __call__(self, items: Sequence[int]) -> list[int | Exception]:
-        if not self.batches:
-            self.release.wait(30)
-        self.batches.append(list(items))
-        return [ValueError(f"bad {i}") if i < 0 else i * 2 for i in items]
-
-
-def test_group_commit_writes_what_queued_meanwhile_in_one_batch() -> None:
-    writes = _HeldWrites()
-    group: GroupCommit[int, int] = GroupCommit(writes)
-    results: dict[int, int | Exception] = {}
-
-    def submit(item: int) -> None:
-        try:
-            results[item] = group.submit(item)
-        except ValueError as exc:
-            results[item] = exc
-
-    leader = threading.Thread(target=submit, args=(1,))
-    leader.start()
-    followers = [threading.Thread(target=submit, args=(i,)) for i in (2, -3, 4)]
-    for thread in followers:
-        thread.start()
-    _wait_until(lambda: len(group._queue) == 3)  # queued behind the held first batch
-    writes.release.set()
-    for thread in [leader, *followers]:
-        thread.join(30)
-    assert writes.batches[0] == [1]
-    assert sorted(writes.batches[1]) == [-3, 2, 4]
-    assert results[1] == 2
-    assert results[2] == 4
-    assert results[4] == 8
-    assert isinstance(results[-3], ValueError)
-    assert str(results[-3]) == "bad -3"
-    assert group.submit(5) == 10  # the lead was given up: the next caller leads at once
-
-
-def test_group_commit_wakes_every_caller_when_the_write_itself_fails() -> None:
-    def broken(items: Sequence[int]) -> list[int | Exception]:
-        raise RuntimeError("database gone")
-
-    group: GroupCommit[int, int] = GroupCommit(broken)
-    with pytest.raises(RuntimeError, match="database gone"):
-        group.submit(1)
-    with pytest.raises(RuntimeError, match="database gone"):
-        group.submit(2)
-
-
-def _wait_until(condition: Any) -> None:
-    waited = threading.Event()
-    for _ in range(30_000):
-        if condition():
-            return
-        waited.wait(0.001)
-    raise AssertionError("condition not met")
 
 
 def test_errors_are_the_single_create_errors(service: Any) -> None:

@@ -8,13 +8,11 @@ request pays one short transaction, as before, with no timer added to its latenc
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
-from weakref import WeakKeyDictionary
 
-import anyio
+from certctl.db.group_commit import GroupCommit
 
 log = logging.getLogger("certctl.audit")
 
@@ -24,59 +22,32 @@ MAX_BATCH = 500  # at most INSERT_MANY_PAGE_ROWS (db/engine.py): a batch is then
 
 class RowBatcher:
     """Writes rows through `write_rows` (one transaction per call, in a worker thread), batching the rows
-    that arrive while a write is in progress. `write(row)` returns once the row is committed, or raises
-    what the write raised for it.
+    that arrive while a write is in progress (db/group_commit.py). `write(row)` returns once the row is
+    committed, or raises what the write raised for it.
 
-    A failed batch is retried row by row, so one bad row fails only its own request. One batcher serves
-    every event loop of the process (tests run one per client), each with its own queue.
+    A failed batch is retried row by row, so one bad row fails only its own request.
     """
 
     def __init__(self, write_rows: Callable[[Sequence[Row]], None], max_batch: int = MAX_BATCH) -> None:
         self._write_rows = write_rows
-        self._max_batch = max_batch
-        self._queues: WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = WeakKeyDictionary()
+        self._group: GroupCommit[Row, None] = GroupCommit(self._write_batch, max_batch)
 
     async def write(self, row: Row) -> None:
-        loop = asyncio.get_running_loop()
-        queue = self._queues.get(loop)
-        if queue is None:
-            queue = self._queues[loop] = _Queue()
-        done: asyncio.Future[None] = loop.create_future()
-        queue.waiting.append((row, done))
-        if queue.drainer is None:
-            queue.drainer = loop.create_task(self._drain(queue))
-        await done
+        await self._group.submit(row)
 
-    async def _drain(self, queue: _Queue) -> None:
+    def _write_batch(self, rows: Sequence[Row]) -> list[Exception | None]:
         try:
-            while queue.waiting:
-                batch = queue.waiting[: self._max_batch]
-                del queue.waiting[: self._max_batch]
-                await self._write_batch(batch)
-        finally:
-            queue.drainer = None
-
-    async def _write_batch(self, batch: list[tuple[Row, asyncio.Future[None]]]) -> None:
-        try:
-            await anyio.to_thread.run_sync(self._write_rows, [row for row, _ in batch])
+            self._write_rows(rows)
+            return [None] * len(rows)
         except Exception as exc:
-            if len(batch) > 1:
-                log.warning("audit.batch_failed", extra={"rows": len(batch), "error": str(exc)})
-                for one in batch:
-                    await self._write_batch([one])
-                return
-            _, done = batch[0]
-            if not done.done():
-                done.set_exception(exc)
-            return
-        for _, done in batch:
-            if not done.done():
-                done.set_result(None)
-
-
-class _Queue:
-    __slots__ = ("drainer", "waiting")
-
-    def __init__(self) -> None:
-        self.waiting: list[tuple[Row, asyncio.Future[None]]] = []
-        self.drainer: asyncio.Task[None] | None = None
+            if len(rows) == 1:
+                return [exc]
+            log.warning("audit.batch_failed", extra={"rows": len(rows), "error": str(exc)})
+        outcomes: list[Exception | None] = []
+        for row in rows:
+            try:
+                self._write_rows([row])
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes

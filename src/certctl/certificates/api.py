@@ -149,8 +149,9 @@ def list_certificates(
 
 
 @router.post("", response_model=CertificateOut, status_code=201, responses=CONFLICT)
-def create_certificate(service: Certificates, actor: CurrentActor, body: CertificateIn) -> Response:
-    return _json(to_out(service.create(CertificateSpec(**body.model_dump()), actor)), 201)
+async def create_certificate(service: Certificates, actor: CurrentActor, body: CertificateIn) -> Response:
+    # On the event loop: concurrent creates then share a transaction and a single worker-thread hop.
+    return _json(to_out(await service.create_together(CertificateSpec(**body.model_dump()), actor)), 201)
 
 
 @router.get("/{cert_id}", response_model=CertificateOut, responses=NOT_FOUND)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import anyio
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,6 @@ from certctl.audit.service import AuditRecorder, audit_row
 from certctl.certificates import listing
 from certctl.certificates.creation import BatchReferences, NewRows, check_new_certificate
 from certctl.certificates.export import PemExport, pkcs12_bundle, split_pem
-from certctl.certificates.group_commit import GroupCommit
 from certctl.certificates.imports import parse_certificate_pem
 from certctl.certificates.issuance import first_job_status, job_created_details, max_attempts_for, start_issuance
 from certctl.certificates.listing import CertificateFilter, Position, Sort
@@ -28,6 +28,7 @@ from certctl.certificates.store import CertificateStore
 from certctl.clock import Clock
 from certctl.config import KeygenMode
 from certctl.db.engine import Database
+from certctl.db.group_commit import GroupCommit
 from certctl.db.store import Page, PageRequest
 from certctl.errors import AlreadyExists, CertctlError, Conflict, NotFound, ValidationFailed
 from certctl.ids import new_id
@@ -42,6 +43,7 @@ from certctl.stats.store import StatsStore
 from certctl.targets.models import DeploymentTarget
 
 log = logging.getLogger("certctl.certificates")
+MAX_CREATE_BATCH = 100  # creates per transaction at most: each table then gets one INSERT statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +135,19 @@ class CertificateService:
 
     # -- writes --------------------------------------------------------------------------------
     def create(self, spec: CertificateSpec, actor: Actor) -> CertificateView:
-        """A new certificate, its audit row and, unless imported or given a status, its issuance job.
+        """A new certificate, its audit row and, unless imported or given a status, its issuance job."""
+        outcome = self.create_many([(spec, actor)])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-        Concurrent creates on one database share a transaction (certificates/group_commit.py);
-        each is still all or nothing, and answers as it would alone."""
+    async def create_together(self, spec: CertificateSpec, actor: Actor) -> CertificateView:
+        """`create` for the API's event loop: creates that arrive while others are written share the next
+        transaction, and one worker-thread hop (db/group_commit.py); each is still all or nothing, and
+        answers as it would alone."""
         if not _batchable(spec):
-            return self._create_one(spec, actor)
-        return _group_commit(self._db).submit(_Create(self, spec, actor))
+            return await anyio.to_thread.run_sync(self._create_one, spec, actor)
+        return await _group_commit(self._db).submit(_Create(self, spec, actor))
 
     def create_many(self, requests: Sequence[tuple[CertificateSpec, Actor]]) -> list[CertificateView | Exception]:
         """Each create's outcome, its view or the error `create` would raise, as if made one after another.
@@ -492,7 +500,7 @@ def _group_commit(db: Database) -> GroupCommit[_Create, CertificateView]:
     with _GROUP_COMMITS_LOCK:
         group = _GROUP_COMMITS.get(db)
         if group is None:
-            group = _GROUP_COMMITS[db] = GroupCommit(_write_creates)
+            group = _GROUP_COMMITS[db] = GroupCommit(_write_creates, MAX_CREATE_BATCH)
         return group
 
 
