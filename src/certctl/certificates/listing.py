@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, literal, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from certctl.certificates.models import CertificateStatus, CertificateTargetMapping, ManagedCertificate
@@ -127,11 +127,13 @@ def after(stmt: Select[ManagedCertificate], sort: Sort, position: Position) -> S
         if value is None:  # NULL keys come first descending: the rest of them, then every non-NULL key
             condition = or_(and_(column.is_(None), ident < last_id), column.is_not(None))
         else:
-            condition = or_(column < value, and_(column == value, ident < last_id))
+            condition = tuple_(column, ident) < tuple_(literal(value, column.type), literal(last_id))
     elif value is None:  # NULL keys come last ascending: only the rest of them remain
         condition = and_(column.is_(None), ident > last_id)
     else:
-        condition = or_(column > value, and_(column == value, ident > last_id))
+        # A row-value comparison, not `key > v OR (key = v AND id > i)`: PostgreSQL makes it the bound of
+        # the (key, id) index scan, where the OR form is a filter over every row before the position.
+        condition = tuple_(column, ident) > tuple_(literal(value, column.type), literal(last_id))
         if _nullable(sort):
             condition = or_(condition, column.is_(None))
     return stmt.where(condition)
