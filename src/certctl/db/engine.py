@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, Table, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -38,7 +40,24 @@ def make_engine(url: str, *, max_conns: int = 25, echo: bool = False) -> Engine:
     # instead of psycopg's pipelined executemany (the psycopg2 dialect does this by default).
     engine.dialect.use_insertmanyvalues_wo_returning = True
     _ping_idle_connections(engine)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        set_json_loads(_json_loads, dbapi_connection)
+
     return engine
+
+
+_EMPTY_JSON: dict[bytes, type[list[Any]] | type[dict[str, Any]]] = {b"[]": list, b"{}": dict}
+
+
+def _json_loads(data: str | bytes) -> Any:
+    """psycopg's JSON loader, with empty arrays and objects (most SANs and tags) made without parsing:
+    a list page reads two JSON columns per row."""
+    if isinstance(data, str):
+        return json.loads(data)
+    empty = _EMPTY_JSON.get(data)
+    return empty() if empty is not None else json.loads(data.decode())
 
 
 def _ping_idle_connections(engine: Engine) -> None:
