@@ -13,13 +13,14 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from certctl.audit.service import AuditRecorder
-from certctl.certificates.models import CertificateStatus, ManagedCertificate
-from certctl.certificates.versions import version_from_issued
+from certctl.audit.service import AUDIT_EVENTS, AuditRecorder, audit_row
+from certctl.certificates.models import CertificateStatus, CertificateVersion, ManagedCertificate
+from certctl.certificates.versions import version_row
 from certctl.clock import Clock, FrozenClock
 from certctl.db.engine import Database
 from certctl.errors import CertctlError
@@ -41,6 +42,7 @@ from certctl.security.encryption import ConfigCipher
 from certctl.security.roles import SYSTEM_ACTOR
 
 log = logging.getLogger("certctl.issuance")
+VERSIONS: Table = CertificateVersion.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
 ISSUANCE_TYPES = frozenset({JobType.ISSUANCE, JobType.RENEWAL})
 # Preference order when a profile allows several key types: the first the profile accepts wins.
 _KEY_PREFERENCE = (
@@ -189,8 +191,9 @@ class IssuanceProcessor:
         if not results:
             return 0
         issued_now: list[tuple[ManagedCertificate, Job]] = []
+        versions: list[dict[str, Any]] = []
+        audit: list[dict[str, Any]] = []
         with self._db.begin() as session:
-            audit = AuditRecorder(session, self._clock)
             now = self._clock.now()
             locked = _jobs_with_certificates(session, [r.work.job_id for r in results], lock=True)
             for result in results:
@@ -201,7 +204,7 @@ class IssuanceProcessor:
                 issued = result.issued
                 if cert is None:
                     continue
-                version = version_from_issued(
+                version = version_row(
                     issued,
                     version_id=new_id("certver"),
                     certificate_id=cert.id,
@@ -209,25 +212,25 @@ class IssuanceProcessor:
                     encrypted_private_key=result.encrypted_key,
                     created_at=now,
                 )
-                session.add(version)
-                job.version_id = version.id  # the version this issuance produced
+                versions.append(version)
+                job.version_id = version["id"]  # the version this issuance produced
                 record_success(job, now)
                 if cert.status not in (CertificateStatus.ARCHIVED, CertificateStatus.REVOKED):
                     cert.status = CertificateStatus.ACTIVE
                 cert.expires_at, cert.last_renewal_at, cert.updated_at = issued.not_after, now, now
-                audit.record(
-                    SYSTEM_ACTOR,
-                    "renewal_job_completed",
-                    "certificate",
-                    cert.id,
-                    {
-                        "job_id": job.id,
-                        "version_id": version.id,
-                        "serial": issued.serial,
-                        "not_after": issued.not_after.isoformat(),
-                    },
-                )
+                details = {
+                    "job_id": job.id,
+                    "version_id": version["id"],
+                    "serial": issued.serial,
+                    "not_after": issued.not_after.isoformat(),
+                }
+                audit.append(audit_row(SYSTEM_ACTOR, "renewal_job_completed", "certificate", cert.id, details, now))
                 issued_now.append((cert, job))
+            # The new rows in one INSERT per table, without the ORM's bookkeeping; the updated jobs and
+            # certificates are flushed by the session.
+            for table, rows in ((VERSIONS, versions), (AUDIT_EVENTS, audit)):
+                if rows:
+                    session.connection().execute(insert(table), rows)
             if self._on_issued is not None and issued_now:
                 self._on_issued(session, issued_now)
         return len(issued_now)

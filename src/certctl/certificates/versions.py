@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from certctl.certificates.models import CertificateVersion
 from certctl.pki.connector import IssuedCertificate
@@ -19,16 +20,38 @@ def version_from_issued(
 ) -> CertificateVersion:
     """The version row: leaf then chain PEM, canonical serial, key shape; the key only ever encrypted."""
     return CertificateVersion(
-        id=version_id,
-        certificate_id=certificate_id,
-        serial_number=issued.serial,
-        not_before=issued.not_before,
-        not_after=issued.not_after,
-        fingerprint_sha256=issued.fingerprint_sha256,
-        pem_chain=issued.cert_pem + issued.chain_pem,
-        csr_pem=csr_pem,
-        key_algorithm=issued.key_algorithm.value,
-        key_size=issued.key_size,
-        encrypted_private_key=encrypted_private_key,
-        created_at=created_at,
+        **version_row(
+            issued,
+            version_id=version_id,
+            certificate_id=certificate_id,
+            csr_pem=csr_pem,
+            encrypted_private_key=encrypted_private_key,
+            created_at=created_at,
+        )
     )
+
+
+def version_row(
+    issued: IssuedCertificate,
+    *,
+    version_id: str,
+    certificate_id: str,
+    csr_pem: str,
+    encrypted_private_key: bytes | None,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """`version_from_issued` as a plain row, for writers that insert many at once."""
+    return {
+        "id": version_id,
+        "certificate_id": certificate_id,
+        "serial_number": issued.serial,
+        "not_before": issued.not_before,
+        "not_after": issued.not_after,
+        "fingerprint_sha256": issued.fingerprint_sha256,
+        "pem_chain": issued.cert_pem + issued.chain_pem,
+        "csr_pem": csr_pem,
+        "key_algorithm": issued.key_algorithm.value,
+        "key_size": issued.key_size,
+        "encrypted_private_key": encrypted_private_key,
+        "created_at": created_at,
+    }

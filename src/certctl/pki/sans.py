@@ -130,6 +130,8 @@ def parse_ip(text: str) -> IPAddress | None:
     candidate = text.strip()
     if candidate.startswith("[") and candidate.endswith("]"):
         candidate = candidate[1:-1]
+    if ":" not in candidate and not candidate[:1].isdigit():
+        return None  # neither IPv6 (has a colon) nor IPv4 (starts with a digit): skip the failing parse
     try:
         return ipaddress.ip_address(candidate)
     except ValueError:
