@@ -50,12 +50,16 @@ class StrEnumType(TypeDecorator[E]):
     def __init__(self, enum: type[E], length: int = 32) -> None:
         super().__init__(length)
         self._enum = enum
+        self._members: dict[str, E] = {member.value: member for member in enum}  # a lookup, not Enum's call
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         return None if value is None else self._enum(value).value
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
-        return None if value is None else self._enum(value)
+        if value is None:
+            return None
+        member = self._members.get(value)
+        return member if member is not None else self._enum(value)  # raises for a value it does not know
 
 
 def json_default(value: Any) -> TextClause:
