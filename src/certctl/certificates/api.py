@@ -67,17 +67,21 @@ def to_out(view: CertificateView) -> CertificateOut:
     return CertificateOut.model_validate(values | {"target_ids": view.target_ids})
 
 
-def _project(view: CertificateView, fields: frozenset[str] | None) -> dict[str, Any]:
-    data = to_out(view).model_dump(mode="json")
+def _project(out: CertificateOut, fields: frozenset[str] | None) -> dict[str, Any]:
+    data = out.model_dump(mode="json")
     return {k: v for k, v in data.items() if k in fields} if fields else data
 
 
-def _page_json(items: Sequence[CertificateView], fields: frozenset[str] | None, **page: Any) -> Response:
-    """A list page; without `fields`, its items typed (CertificatePageOut: the same JSON, serialised once)."""
+def _page_json(
+    items: Sequence[CertificateOut] | Sequence[dict[str, Any]], fields: frozenset[str] | None, **page: Any
+) -> Response:
+    """A list page of certificates (models, or rows as CertificateOut reads them: validated in one call);
+    without `fields`, its items typed (CertificatePageOut: the same JSON, serialised once)."""
     if fields is None:
-        listed = CertificatePageOut(data=[to_out(v) for v in items], **page)
+        listed = CertificatePageOut.model_validate({"data": items, **page})
         return Response(listed.to_json(), media_type="application/json")
-    return _json(CertificateListOut(data=[_project(v, fields) for v in items], **page), exclude_none=True)
+    outs = (CertificateOut.model_validate(item) for item in items)
+    return _json(CertificateListOut(data=[_project(out, fields) for out in outs], **page), exclude_none=True)
 
 
 def _json(model: BaseModel, status_code: int = 200, *, exclude_none: bool = False) -> Response:
@@ -140,7 +144,8 @@ def list_certificates(
     wanted = _fields(fields)
     if cursor is None and page_size is None:
         page = service.list_page(flt, order, paging)
-        return _page_json(page.items, wanted, total=page.total, page=page.page, per_page=page.per_page)
+        outs = [to_out(view) for view in page.items]
+        return _page_json(outs, wanted, total=page.total, page=page.page, per_page=page.per_page)
     size = page_size if page_size is not None and page_size >= 1 else paging.per_page
     if size > MAX_PER_PAGE:
         raise ValidationFailed(f"page_size must be between 1 and {MAX_PER_PAGE}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -151,8 +152,8 @@ class Position:
     id: str
 
     @classmethod
-    def of(cls, row: ManagedCertificate, sort: Sort) -> Position:
-        return cls(value=getattr(row, sort.column.key), id=row.id)
+    def of_row(cls, row: Mapping[Any, Any], sort: Sort) -> Position:
+        return cls(value=row[sort.column.key], id=row["id"])
 
     def encode(self, sort: Sort) -> str:
         value = self.value.isoformat() if isinstance(self.value, datetime) else self.value

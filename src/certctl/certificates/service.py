@@ -43,6 +43,7 @@ from certctl.stats.store import StatsStore
 from certctl.targets.models import DeploymentTarget
 
 log = logging.getLogger("certctl.certificates")
+CERTIFICATE_COLUMNS = tuple(ManagedCertificate.__table__.columns)
 MAX_CREATE_BATCH = 100  # creates per transaction at most: each table then gets one INSERT statement
 
 
@@ -74,7 +75,7 @@ class CertificateView:
 
 @dataclass(frozen=True, slots=True)
 class CursorPage:
-    items: list[CertificateView]
+    items: list[dict[str, Any]]  # each certificate's columns and its `target_ids`, as CertificateOut reads them
     total: int
     next_cursor: str | None
 
@@ -119,12 +120,13 @@ class CertificateService:
             if cursor:
                 stmt = listing.after(stmt, sort, Position.decode(cursor, sort))
             page = stmt.limit(size + 1)
-            rows = session.scalars(page).all()
+            # Plain rows, not ORM objects: a page is only read and answered (ORM loading was a tenth of it).
+            rows = session.execute(page.with_only_columns(*CERTIFICATE_COLUMNS)).mappings().all()
             more = len(rows) > size
             rows = rows[:size]
-            next_cursor = Position.of(rows[-1], sort).encode(sort) if more and rows else None
+            next_cursor = Position.of_row(rows[-1], sort).encode(sort) if more and rows else None
             targets = store.target_ids_of(page.with_only_columns(ManagedCertificate.id)) if rows else {}
-            items = [CertificateView(row, targets.get(row.id, [])) for row in rows]
+            items = [dict(row) | {"target_ids": targets.get(row["id"], [])} for row in rows]
             return CursorPage(items=items, total=total, next_cursor=next_cursor)
 
     def versions(self, cert_id: str, request: PageRequest) -> Page[CertificateVersion]:
