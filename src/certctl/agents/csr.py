@@ -19,10 +19,10 @@ from certctl.agents.service import agent_actor
 from certctl.agents.store import AgentStore
 from certctl.agents.work import mapped_to_agent
 from certctl.audit.service import AuditRecorder
-from certctl.certificates.models import CertificateStatus
+from certctl.certificates.models import CertificateStatus, CertificateVersion
 from certctl.certificates.processor import profile_rules
 from certctl.certificates.store import CertificateStore
-from certctl.certificates.versions import version_from_issued
+from certctl.certificates.versions import version_row
 from certctl.clock import Clock
 from certctl.db.engine import Database
 from certctl.errors import CertctlError, Conflict, Forbidden, UpstreamFailed, ValidationFailed
@@ -124,13 +124,15 @@ class CsrSigner:
         with self._db.begin() as session:
             job = self._still_waiting(session, pending)
             cert = CertificateStore(session).get(pending.certificate_id)
-            version = version_from_issued(
-                issued,
-                version_id=new_id("certver"),
-                certificate_id=cert.id,
-                csr_pem=csr_pem,
-                encrypted_private_key=None,
-                created_at=now,
+            version = CertificateVersion(
+                **version_row(
+                    issued,
+                    version_id=new_id("certver"),
+                    certificate_id=cert.id,
+                    csr_pem=csr_pem,
+                    encrypted_private_key=None,
+                    created_at=now,
+                )
             )
             session.add(version)
             _start_attempt(job, agent_id, now)

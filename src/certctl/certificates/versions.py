@@ -5,30 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from certctl.certificates.models import CertificateVersion
 from certctl.pki.connector import IssuedCertificate
-
-
-def version_from_issued(
-    issued: IssuedCertificate,
-    *,
-    version_id: str,
-    certificate_id: str,
-    csr_pem: str,
-    encrypted_private_key: bytes | None,
-    created_at: datetime,
-) -> CertificateVersion:
-    """The version row: leaf then chain PEM, canonical serial, key shape; the key only ever encrypted."""
-    return CertificateVersion(
-        **version_row(
-            issued,
-            version_id=version_id,
-            certificate_id=certificate_id,
-            csr_pem=csr_pem,
-            encrypted_private_key=encrypted_private_key,
-            created_at=created_at,
-        )
-    )
 
 
 def version_row(
@@ -40,7 +17,8 @@ def version_row(
     encrypted_private_key: bytes | None,
     created_at: datetime,
 ) -> dict[str, Any]:
-    """`version_from_issued` as a plain row, for writers that insert many at once."""
+    """The certificate_versions row for what a CA issued: leaf then chain PEM, canonical serial, key shape;
+    the key only ever encrypted. `CertificateVersion(**row)` for the ORM, or inserted as it is in bulk."""
     return {
         "id": version_id,
         "certificate_id": certificate_id,

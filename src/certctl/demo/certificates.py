@@ -24,7 +24,7 @@ from certctl.certificates.models import (
     CertificateVersion,
     ManagedCertificate,
 )
-from certctl.certificates.versions import version_from_issued
+from certctl.certificates.versions import version_row
 from certctl.demo.inventory import DAY, LOCAL_ISSUER_ID, TARGET_AGENTS, TARGET_CREATED_DAYS
 from certctl.demo.signing import DemoSigner
 from certctl.pki.extensions import DEFAULT_LEAF_EKUS, ExtendedKeyUsageName
@@ -329,13 +329,15 @@ def issue_versions(plans: list[VersionPlan], signer: DemoSigner) -> list[Certifi
         generated = generate_key_and_csr(spec.common_name, spec.sans, spec.key_algorithm)
         issued = signer.sign(generated.csr_pem, plan.not_before, plan.not_after, PROFILE_EKUS[spec.profile_id])
         rows.append(
-            version_from_issued(
-                issued,
-                version_id=plan.id,
-                certificate_id=spec.id,
-                csr_pem=generated.csr_pem,
-                encrypted_private_key=None,
-                created_at=plan.not_before + ISSUED_AFTER,
+            CertificateVersion(
+                **version_row(
+                    issued,
+                    version_id=plan.id,
+                    certificate_id=spec.id,
+                    csr_pem=generated.csr_pem,
+                    encrypted_private_key=None,
+                    created_at=plan.not_before + ISSUED_AFTER,
+                )
             )
         )
     return rows
