@@ -232,6 +232,9 @@ class RenewalChecker:
                 plans[cert.id] = self._recheck(run, cert, plans[cert.id])
         renewing = [cert.id for cert in certs if plans[cert.id].decision.renew]
         open_jobs = _with_open_issuance_job(session, renewing) if renewing else set()
+        # `start_issuance` reads each certificate's policy and profile with `session.get`: loaded here in two
+        # queries and held (the identity map keeps objects weakly), each is then found without a SELECT.
+        held = _policies_and_profiles(session, [cert for cert in certs if plans[cert.id].decision.renew])
         counts_before = run.counts.copy()
         try:
             # Fast path: one savepoint for the batch. Under the lock no open job can appear unseen, so
@@ -246,6 +249,7 @@ class RenewalChecker:
             run.counts = counts_before
             for cert in certs:
                 self._check_one(session, run, cert, plans[cert.id], open_jobs, careful=True)
+        del held
 
     def _plan(
         self,
@@ -526,6 +530,19 @@ def _seconds_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[An
         return func.extract("epoch", later - earlier)
     # SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff" text, which julianday() reads.
     return (func.julianday(later) - func.julianday(earlier)) * float(_SECONDS_PER_DAY)
+
+
+def _policies_and_profiles(
+    session: Session, certs: Sequence[ManagedCertificate]
+) -> list[RenewalPolicy | CertificateProfile]:
+    policy_ids = {cert.renewal_policy_id for cert in certs}
+    profile_ids = {cert.certificate_profile_id for cert in certs if cert.certificate_profile_id}
+    held: list[RenewalPolicy | CertificateProfile] = []
+    if policy_ids:
+        held += session.scalars(select(RenewalPolicy).where(RenewalPolicy.id.in_(policy_ids)))
+    if profile_ids:
+        held += session.scalars(select(CertificateProfile).where(CertificateProfile.id.in_(profile_ids)))
+    return held
 
 
 def _with_open_issuance_job(session: Session, certificate_ids: Collection[str]) -> set[str]:
