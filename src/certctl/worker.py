@@ -76,7 +76,7 @@ def build_background(context: AppContext, ticks: TickSource | None = None) -> Ba
     def issued(session: Session, done: Sequence[tuple[ManagedCertificate, Job]]) -> None:
         lifecycle.renewed(session, done)
         # Server keygen: the agents pick up key and certificate of the version each job produced.
-        queue_issued_deployments(session, [(cert, job.version_id or "") for cert, job in done], clock.now())
+        queue_issued_deployments(session, done, clock.now())
 
     processor = IssuanceProcessor(
         context.db,

@@ -63,22 +63,30 @@ def queue_deployments(
     A deployment still waiting for the same target is superseded: the newest version is what counts.
     `version_id` defaults to the certificate's latest version; without any version nothing is queued.
     """
-    if cert.status in (CertificateStatus.REVOKED, CertificateStatus.ARCHIVED):
-        # Revoked is final: never installed again. Asked for by hand, say so; after an issuance, skip.
-        if trigger == "manual":
-            raise Conflict(f"certificate {cert.id} is {cert.status.value}; it can no longer be deployed")
+    if _final(cert, trigger):
         return []
     targets = deployable_targets(session, [cert.id], target_ids).get(cert.id, [])
     return _queue(session, cert, targets, now, version_id=version_id, actor=actor, trigger=trigger)
 
 
-def queue_issued_deployments(session: Session, issued: Sequence[tuple[ManagedCertificate, str]], now: datetime) -> None:
-    """`queue_deployments` for a batch of (certificate, version ID) just issued, with one query for the
-    targets of them all: most issued certificates have none, and then that query is all it costs."""
+def queue_issued_deployments(session: Session, issued: Sequence[tuple[ManagedCertificate, Job]], now: datetime) -> None:
+    """`queue_deployments` for a batch of (certificate, the job that issued its new version), with one query
+    for the targets of them all: most issued certificates have none, and then that query is all it costs."""
     targets = deployable_targets(session, [cert.id for cert, _ in issued])
-    for cert, version_id in issued:
-        if cert.id in targets and cert.status not in (CertificateStatus.REVOKED, CertificateStatus.ARCHIVED):
-            _queue(session, cert, targets[cert.id], now, version_id=version_id, actor=SYSTEM_ACTOR, trigger="issued")
+    for cert, job in issued:
+        if cert.id in targets and not _final(cert, "issued"):
+            _queue(
+                session, cert, targets[cert.id], now, version_id=job.version_id, actor=SYSTEM_ACTOR, trigger="issued"
+            )
+
+
+def _final(cert: ManagedCertificate, trigger: str) -> bool:
+    """Revoked and Archived are final: never installed again. Asked for by hand, say so; otherwise skip."""
+    if cert.status not in (CertificateStatus.REVOKED, CertificateStatus.ARCHIVED):
+        return False
+    if trigger == "manual":
+        raise Conflict(f"certificate {cert.id} is {cert.status.value}; it can no longer be deployed")
+    return True
 
 
 def _queue(

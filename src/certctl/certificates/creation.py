@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 CERTIFICATES: Table = ManagedCertificate.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
 JOBS: Table = Job.__table__  # type: ignore[assignment]
-_INSERTS = {table.name: insert(table) for table in (CERTIFICATES, JOBS, AUDIT_EVENTS)}
 
 
 def check_new_certificate(
@@ -198,4 +197,4 @@ class NewRows:
     def write(self, session: Session) -> None:
         for table, rows in ((CERTIFICATES, self.certificates), (JOBS, self.jobs), (AUDIT_EVENTS, self.audit)):
             if rows:  # certificates first: jobs and the kept counts refer to them
-                session.connection().execute(_INSERTS[table.name], rows)
+                session.connection().execute(insert(table), rows)
